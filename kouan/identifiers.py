@@ -228,8 +228,7 @@ def _container_format_error(raw: str, text: str, index: int) -> ContainerNumberE
         raw,
         f"Container number {text!r} has {char!r} at position {position}, where ISO 6346 "
         f"requires {kind_en}. Check the {part_en} on the container.",
-        f"箱号 {text} 第 {position} 位为“{char}”，ISO 6346 要求此处为{kind_zh}。"
-        f"请核对箱体上的{part_zh}。",
+        f"箱号 {text} 第 {position} 位为“{char}”，ISO 6346 要求此处为{kind_zh}。请核对箱体上的{part_zh}。",
     )
 
 
@@ -535,8 +534,7 @@ def parse_declaration_number(raw: str) -> DeclarationNumber:
             raw,
             f"Declaration number {text!r} has {flag!r} at position 9, which must be "
             f"1 (import) or 0 (export). Check the number against the declaration.",
-            f"海关编号 {text} 第 9 位为“{flag}”，进出口标志只能为 1（进口）或 0（出口）。"
-            f"请按报关单核对。",
+            f"海关编号 {text} 第 9 位为“{flag}”，进出口标志只能为 1（进口）或 0（出口）。请按报关单核对。",
         )
 
     return DeclarationNumber(
@@ -608,8 +606,7 @@ def _check_credit_code_shape(raw: str, text: str, length: int) -> None:
         raise CreditCodeError(
             "empty",
             raw,
-            "Unified social credit code is empty. Enter the 18-character code from the "
-            "business licence.",
+            "Unified social credit code is empty. Enter the 18-character code from the business licence.",
             "统一社会信用代码为空。请输入营业执照上的 18 位代码。",
         )
 
@@ -619,8 +616,7 @@ def _check_credit_code_shape(raw: str, text: str, length: int) -> None:
             raw,
             f"Unified social credit code {text!r} has {len(text)} characters, but GB 32100 "
             f"requires {length}. Re-enter the full code from the business licence.",
-            f"统一社会信用代码 {text} 为 {len(text)} 位，应为 {length} 位。"
-            f"请按营业执照重新录入完整代码。",
+            f"统一社会信用代码 {text} 为 {len(text)} 位，应为 {length} 位。请按营业执照重新录入完整代码。",
         )
 
     error = _credit_code_format_error(raw, text)
@@ -634,9 +630,7 @@ def _normalise_credit_code_text(raw: str) -> str:
 
 def _compute_check_character(first17: str) -> str:
     # GB 32100: weights 3**(i-1) mod 31, and a check value of 31 is written '0'.
-    total = sum(
-        _USCC_VALUES[char] * pow(3, index, _USCC_MODULUS) for index, char in enumerate(first17)
-    )
+    total = sum(_USCC_VALUES[char] * pow(3, index, _USCC_MODULUS) for index, char in enumerate(first17))
     check_value = _USCC_MODULUS - total % _USCC_MODULUS
     return _USCC_ALPHABET[check_value % _USCC_MODULUS]
 
@@ -673,8 +667,7 @@ def parse_credit_code(raw: str) -> CreditCode:
             f"Unified social credit code {text!r} failed its GB 32100 check character: "
             f"expected {expected}, found {found}. Check the code against the business "
             f"licence.",
-            f"统一社会信用代码 {text} 校验码错误：应为 {expected}，实为 {found}。"
-            f"请按营业执照核对。",
+            f"统一社会信用代码 {text} 校验码错误：应为 {expected}，实为 {found}。请按营业执照核对。",
         )
 
     return CreditCode(
@@ -841,8 +834,7 @@ def _classify_plate(value: str, new_energy_letters: str) -> tuple[PlateKind, str
     if sequence_length == _PLATE_SEQUENCE_LENGTH:
         return "ordinary", _check_sequence(value[2:], _PLATE_SEQUENCE_LENGTH, "Ordinary plates")
     return "unknown", (
-        f"The plate has {len(value)} characters, but a GA 36 plate has 7, or 8 for a "
-        f"new-energy plate."
+        f"The plate has {len(value)} characters, but a GA 36 plate has 7, or 8 for a new-energy plate."
     )
 
 

@@ -793,16 +793,12 @@ def test_invalid_plate_flagged(plate: str, kind: str) -> None:
 
 
 @pytest.mark.parametrize(("plate", "valid_df", "valid_extended"), NEW_ENERGY_CONFLICTS)
-def test_new_energy_conflict_default_letters(
-    plate: str, valid_df: bool, valid_extended: bool
-) -> None:
+def test_new_energy_conflict_default_letters(plate: str, valid_df: bool, valid_extended: bool) -> None:
     assert parse_plate(plate).valid is valid_df
 
 
 @pytest.mark.parametrize(("plate", "valid_df", "valid_extended"), NEW_ENERGY_CONFLICTS)
-def test_new_energy_conflict_extended_letters(
-    plate: str, valid_df: bool, valid_extended: bool
-) -> None:
+def test_new_energy_conflict_extended_letters(plate: str, valid_df: bool, valid_extended: bool) -> None:
     parsed = parse_plate(plate, new_energy_letters=EXTENDED_NEW_ENERGY_LETTERS)
 
     assert parsed.valid is valid_extended

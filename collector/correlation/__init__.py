@@ -1,0 +1,1 @@
+"""Correlation of container visits with customs declarations: a pure core and its shell."""

@@ -1,0 +1,322 @@
+"""The collector process: MQTT in, one writer thread, receipts and acknowledgements out.
+
+Messages are acknowledged to the broker (MQTT 5 manual PUBACK) only after the
+transaction that stored them committed, and the receipt to the edge is published
+at the same point. A collector killed mid-batch therefore leaves its unacknowledged
+messages with the broker, which delivers them again; the ``event_keys`` table makes
+that redelivery a no-op.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+import time
+from collections import Counter
+from datetime import UTC, datetime
+
+import paho.mqtt.client as mqtt
+import psycopg
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from psycopg.types.json import Jsonb
+
+from collector.ingest import Accepted, Message, Rejected, inspect
+from collector.registry import DatabaseRegistry
+from collector.settings import CollectorSettings
+from collector.store import BatchResult, write_batch
+from kouan.contract import TOPIC_ROOT, receipts_topic, split_topic
+
+logger = logging.getLogger(__name__)
+
+# Session expiry for the collector's persistent MQTT session: events published
+# while every collector is down stay queued at the broker for up to a day.
+SESSION_EXPIRY_S = 86_400
+# Bounded retries of a failing database write before the batch is split up.
+WRITE_ATTEMPTS = 3
+RETRY_BACKOFF_S = (0.2, 1.0, 5.0)
+STATS_INTERVAL_S = 10.0
+
+
+class Collector:
+    def __init__(self, settings: CollectorSettings) -> None:
+        self.settings = settings
+        self.registry = DatabaseRegistry(settings.database_url, settings.registry_refresh_s)
+        self.inbox: queue.Queue[tuple[Message, int]] = queue.Queue(settings.queue_max_messages)
+        self.stop_event = threading.Event()
+        self.counters: Counter[str] = Counter()
+        self.client = self._make_client()
+        self._writer = threading.Thread(target=self._write_loop, name="collector-writer", daemon=True)
+        self._conn: psycopg.Connection | None = None
+
+    # --- MQTT -----------------------------------------------------------------------
+
+    def _make_client(self) -> mqtt.Client:
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=self.settings.client_id,
+            protocol=mqtt.MQTTv5,
+            manual_ack=True,
+        )
+        credentials = self.settings.mqtt_credentials()
+        if credentials:
+            client.username_pw_set(*credentials)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        client.reconnect_delay_set(min_delay=1, max_delay=30)
+        return client
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:  # noqa: ANN001
+        if reason_code.is_failure:
+            logger.error("MQTT connection refused: %s", reason_code)
+            return
+
+        group, site = self.settings.share_group, self.settings.site_filter
+        client.subscribe(
+            [
+                (f"$share/{group}/{TOPIC_ROOT}/{site}/+/events", 1),
+                (f"$share/{group}/{TOPIC_ROOT}/{site}/+/status", 1),
+            ]
+        )
+        logger.info(
+            "Connected to %s:%d as %s (session present: %s), subscribed in group %s",
+            self.settings.mqtt_host,
+            self.settings.mqtt_port,
+            self.settings.client_id,
+            flags.session_present,
+            group,
+        )
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:  # noqa: ANN001
+        if not self.stop_event.is_set():
+            logger.warning("Disconnected from MQTT broker (%s); reconnecting", reason_code)
+
+    def _on_message(self, client, userdata, message: mqtt.MQTTMessage) -> None:  # noqa: ANN001
+        received = Message(message.topic, message.payload, message.mid, datetime.now(UTC))
+        # A full inbox blocks the network thread, which stops reading the socket, so
+        # the broker holds the backlog instead of this process.
+        self.inbox.put((received, message.qos))
+
+    # --- writer ---------------------------------------------------------------------
+
+    def _write_loop(self) -> None:
+        last_stats = time.monotonic()
+        while not self.stop_event.is_set() or not self.inbox.empty():
+            batch = self._next_batch()
+            if batch:
+                self._process(batch)
+            if time.monotonic() - last_stats >= STATS_INTERVAL_S:
+                self._log_stats()
+                last_stats = time.monotonic()
+
+    def _next_batch(self) -> list[tuple[Message, int]]:
+        try:
+            first = self.inbox.get(timeout=0.2)
+        except queue.Empty:
+            return []
+
+        batch = [first]
+        deadline = time.monotonic() + self.settings.batch_wait_ms / 1000
+        while len(batch) < self.settings.batch_max_events:
+            remaining = deadline - time.monotonic()
+            try:
+                item = self.inbox.get_nowait() if remaining <= 0 else self.inbox.get(timeout=remaining)
+            except queue.Empty:
+                break
+            batch.append(item)
+        return batch
+
+    def _process(self, batch: list[tuple[Message, int]]) -> None:
+        events = [(message, qos) for message, qos in batch if not message.topic.endswith("/status")]
+        statuses = [message for message, _ in batch if message.topic.endswith("/status")]
+
+        accepted: list[Accepted] = []
+        rejected: list[Rejected] = []
+        for message, _ in events:
+            outcome = inspect(message, self.registry)
+            (accepted if isinstance(outcome, Accepted) else rejected).append(outcome)
+
+        result = self._store(accepted, rejected, statuses)
+        self._send_receipts(result)
+        for message, qos in batch:
+            if qos > 0:
+                self.client.ack(message.mid, qos)
+        self._count(result, len(statuses))
+
+    def _store(
+        self, accepted: list[Accepted], rejected: list[Rejected], statuses: list[Message]
+    ) -> BatchResult:
+        for attempt in range(WRITE_ATTEMPTS):
+            try:
+                conn = self._connection()
+                with conn.transaction():
+                    result = write_batch(conn, accepted, rejected)
+                    _store_statuses(conn, statuses)
+                return result
+            except psycopg.OperationalError as exc:
+                logger.warning("Database write failed (attempt %d): %s", attempt + 1, exc)
+                self._drop_connection()
+                time.sleep(RETRY_BACKOFF_S[attempt])
+            except psycopg.Error as exc:
+                logger.warning("Batch of %d events failed (%s); writing them one by one", len(accepted), exc)
+                return self._store_one_by_one(accepted, rejected, statuses)
+        return self._wait_for_database(accepted, rejected, statuses)
+
+    def _wait_for_database(
+        self, accepted: list[Accepted], rejected: list[Rejected], statuses: list[Message]
+    ) -> BatchResult:
+        """Keep retrying while the database is down: nothing is acknowledged meanwhile."""
+        logger.error("Database unreachable; holding %d events unacknowledged until it returns", len(accepted))
+        while True:
+            time.sleep(RETRY_BACKOFF_S[-1])
+            try:
+                conn = self._connection()
+                with conn.transaction():
+                    result = write_batch(conn, accepted, rejected)
+                    _store_statuses(conn, statuses)
+                logger.info("Database reachable again; batch of %d events stored", len(accepted))
+                return result
+            except psycopg.OperationalError as exc:
+                logger.error("Database still unreachable: %s", exc)
+                self._drop_connection()
+
+    def _store_one_by_one(
+        self, accepted: list[Accepted], rejected: list[Rejected], statuses: list[Message]
+    ) -> BatchResult:
+        total = BatchResult()
+        conn = self._connection()
+        for item in accepted:
+            try:
+                with conn.transaction():
+                    result = write_batch(conn, [item], [])
+                total.stored += result.stored
+                total.duplicates += result.duplicates
+                total.quarantined += result.quarantined
+            except psycopg.Error as exc:
+                logger.warning(
+                    "Event device %s seq %d could not be stored (%s); quarantined",
+                    item.envelope.device_id,
+                    item.envelope.seq,
+                    exc,
+                )
+                total.quarantined.append(
+                    Rejected(
+                        item.message,
+                        "store_failed",
+                        f"database rejected the event: {exc}",
+                        item.envelope.device_id,
+                        item.envelope.seq,
+                    )
+                )
+        with conn.transaction():
+            write_batch(
+                conn, [], [*rejected, *[q for q in total.quarantined if q.reason_code == "store_failed"]]
+            )
+            _store_statuses(conn, statuses)
+        total.quarantined = [*rejected, *total.quarantined]
+        return total
+
+    def _connection(self) -> psycopg.Connection:
+        if self._conn is None or self._conn.closed:
+            self._conn = psycopg.connect(self.settings.database_url, autocommit=True)
+        return self._conn
+
+    def _drop_connection(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except psycopg.Error:
+                pass
+        self._conn = None
+
+    def _send_receipts(self, result: BatchResult) -> None:
+        committed_at = datetime.now(UTC).isoformat()
+        for (site_id, device_id), seqs in result.receipted().items():
+            body = {"device_id": device_id, "seqs": sorted(seqs), "committed_at": committed_at}
+            self.client.publish(receipts_topic(site_id, device_id), json.dumps(body), qos=1)
+
+    def _count(self, result: BatchResult, statuses: int) -> None:
+        self.counters["stored"] += len(result.stored)
+        self.counters["duplicates"] += len(result.duplicates)
+        self.counters["quarantined"] += len(result.quarantined)
+        self.counters["statuses"] += statuses
+        for item in result.quarantined:
+            logger.warning(
+                "Quarantined message on %s: %s (%s)", item.message.topic, item.reason_code, item.reason[:200]
+            )
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "Batch: %d stored, %d duplicates, %d quarantined, %d visits",
+                len(result.stored),
+                len(result.duplicates),
+                len(result.quarantined),
+                result.visits_written,
+            )
+
+    def _log_stats(self) -> None:
+        if self.counters:
+            logger.info(
+                "Ingest totals: %d stored, %d duplicates, %d quarantined, inbox %d",
+                self.counters["stored"],
+                self.counters["duplicates"],
+                self.counters["quarantined"],
+                self.inbox.qsize(),
+            )
+
+    # --- lifecycle ------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.registry.reload()
+        self._writer.start()
+        properties = Properties(PacketTypes.CONNECT)
+        properties.SessionExpiryInterval = SESSION_EXPIRY_S
+        self.client.connect_async(
+            self.settings.mqtt_host,
+            self.settings.mqtt_port,
+            keepalive=30,
+            clean_start=False,
+            properties=properties,
+        )
+        self.client.loop_start()
+        logger.info("Collector %s started", self.settings.client_id)
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        self._writer.join(timeout=30)
+        self.client.disconnect()
+        self.client.loop_stop()
+        self._drop_connection()
+        logger.info("Collector %s stopped: %s", self.settings.client_id, dict(self.counters))
+
+
+def _store_statuses(conn: psycopg.Connection, statuses: list[Message]) -> None:
+    for message in statuses:
+        where = split_topic(message.topic)
+        if where is None:
+            continue
+        try:
+            status = json.loads(message.payload)
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            logger.warning("Status message on %s is not JSON; ignored", message.topic)
+            continue
+        conn.execute(
+            "UPDATE devices SET status = %s, status_at = %s WHERE device_id = %s AND site_id = %s",
+            (Jsonb(status), message.received_at, where[1], where[0]),
+        )
+
+
+def run(settings: CollectorSettings) -> None:
+    """Run a collector until SIGINT or SIGTERM."""
+    import signal
+
+    collector = Collector(settings)
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    signal.signal(signal.SIGINT, lambda *_: stopping.set())
+    collector.start()
+    stopping.wait()
+    collector.stop()

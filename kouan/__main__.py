@@ -1,0 +1,3 @@
+from kouan.cli import app
+
+app()

@@ -1,0 +1,189 @@
+"""The ``kouan`` command: one subcommand per process and per operator task."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from kouan.settings import CommonSettings
+
+app = typer.Typer(help="Kouan (口岸): port-of-entry supervision.", no_args_is_help=True)
+stack_app = typer.Typer(help="The embedded Mosquitto and PostgreSQL/TimescaleDB.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+device_app = typer.Typer(help="Device provisioning.", no_args_is_help=True)
+app.add_typer(stack_app, name="stack")
+app.add_typer(db_app, name="db")
+app.add_typer(device_app, name="device")
+
+console = Console(stderr=True)
+
+
+def configure_logging() -> None:
+    level = os.environ.get("KOUAN_LOG_LEVEL", "INFO").upper()
+    logging.basicConfig(
+        level=level,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def _stack():  # noqa: ANN202
+    from kouan.stack.manager import Stack
+
+    settings = CommonSettings()
+    return Stack(settings.home, settings.mqtt_port, settings.stack_pg_port)
+
+
+@stack_app.command("up")
+def stack_up() -> None:
+    """Start the private broker and database (initialising them on first use) and migrate."""
+    from kouan.db.migrate import migrate
+    from kouan.stack.manager import StackError, up
+
+    configure_logging()
+    stack = _stack()
+    try:
+        up(stack)
+    except StackError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from exc
+    applied = migrate(stack.database_url)
+    console.print(
+        f"Stack up: PostgreSQL 127.0.0.1:{stack.pg_port}, Mosquitto 127.0.0.1:{stack.mqtt_port}, "
+        f"data in {stack.home}; {len(applied)} migrations applied"
+    )
+
+
+@stack_app.command("down")
+def stack_down() -> None:
+    """Stop the private broker and database; their data stays for the next `up`."""
+    from kouan.stack.manager import down
+
+    configure_logging()
+    down(_stack())
+    console.print("Stack stopped")
+
+
+@stack_app.command("status")
+def stack_status() -> None:
+    """Show whether the private broker and database are running."""
+    from kouan.stack.manager import status
+
+    table = Table("service", "running", "address", "detail")
+    rows = status(_stack())
+    for row in rows:
+        table.add_row(row.name, "yes" if row.running else "no", row.address, row.detail)
+    Console().print(table)
+    if not all(row.running for row in rows):
+        raise typer.Exit(3)
+
+
+@db_app.command("migrate")
+def db_migrate() -> None:
+    """Apply pending schema migrations to KOUAN_DATABASE_URL."""
+    from kouan.db.migrate import migrate
+
+    configure_logging()
+    applied = migrate(CommonSettings().database_url)
+    console.print(f"{len(applied)} migrations applied" + (f": {', '.join(applied)}" if applied else ""))
+
+
+@device_app.command("add")
+def device_add(
+    device_id: Annotated[str, typer.Argument(help="Device id, e.g. CNSHA-YS-IN01")],
+    site: Annotated[str, typer.Option(help="Site id the device belongs to")],
+    lane: Annotated[str | None, typer.Option(help="Lane id, for lane and scanner devices")] = None,
+    kind: Annotated[str, typer.Option(help="lane, scanner, eseal_reader or tos_feed")] = "lane",
+) -> None:
+    """Provision a device: Ed25519 key pair, broker user and ACL, registry entry."""
+    from kouan.devices import provision
+    from kouan.stack.manager import Stack, reload_broker, write_broker_auth
+
+    configure_logging()
+    settings = CommonSettings()
+    identity = provision(settings.home, settings.database_url, device_id, site, lane, kind)
+    stack = Stack(settings.home, settings.mqtt_port, settings.stack_pg_port)
+    if stack.service_secret.exists():
+        write_broker_auth(stack)
+        reload_broker(stack)
+    console.print(
+        f"Device {identity.device_id} provisioned at site {identity.site_id}; "
+        f"key and broker credentials in {settings.home / 'devices' / device_id}"
+    )
+
+
+@app.command()
+def collector() -> None:
+    """Run a collector: consume events, store, correlate, send receipts."""
+    from collector.service import run
+    from collector.settings import CollectorSettings
+
+    configure_logging()
+    run(CollectorSettings())
+
+
+@app.command()
+def edge(
+    device_id: Annotated[str, typer.Argument(help="A device provisioned with `kouan device add`")],
+) -> None:
+    """Run an edge agent for one device."""
+    from edge.main import run
+    from edge.settings import EdgeSettings
+
+    configure_logging()
+    run(EdgeSettings(device_id=device_id))
+
+
+@app.command()
+def api(
+    host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port")] = 8640,
+) -> None:
+    """Run the HTTP API and dashboard."""
+    import uvicorn
+
+    configure_logging()
+    uvicorn.run("api.main:create_app", factory=True, host=host, port=port, log_level="info")
+
+
+@app.command()
+def simulate(
+    api_url: Annotated[str, typer.Option(help="Base URL of the Kouan API")] = "http://127.0.0.1:8640",
+    trucks: Annotated[int, typer.Option(help="Trucks to send through the gate")] = 800,
+    speed: Annotated[float, typer.Option(help="Simulated seconds per real second")] = 600.0,
+    seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same run")] = 1,
+    site: Annotated[str, typer.Option(help="Site id")] = "CNSHA-YS",
+    truth: Annotated[Path | None, typer.Option(help="Write the ground truth to this JSON file")] = None,
+) -> None:
+    """Simulate a port day: trucks, containers and declarations through real edge agents."""
+    from simulators.portday import run_port_day
+
+    configure_logging()
+    summary = run_port_day(
+        CommonSettings(),
+        api_url=api_url,
+        trucks=trucks,
+        speed=speed,
+        seed=seed,
+        site_id=site,
+        truth_path=truth,
+    )
+    print(summary)
+
+
+@app.command()
+def demo(
+    trucks: Annotated[int, typer.Option(help="Trucks in the simulated day")] = 800,
+) -> None:
+    """Start stack, collector, API and simulator; Ctrl-C stops everything started here."""
+    from kouan.demo import run_demo
+
+    configure_logging()
+    raise typer.Exit(run_demo(trucks))
