@@ -86,6 +86,7 @@ class Declaration:
     status: str
     direction: str
     container: DeclaredContainer
+    other_holds: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

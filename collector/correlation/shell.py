@@ -114,7 +114,7 @@ def load_declarations(conn: Connection, site_id: str, numbers: list[str]) -> dic
     rows = conn.execute(
         """
         SELECT dc.container_number, d.declaration_number, d.status, d.direction,
-               dc.seal_numbers, dc.gross_weight_kg, dc.size_type
+               dc.seal_numbers, dc.gross_weight_kg, dc.size_type, d.other_holds
         FROM declaration_containers dc
         JOIN declarations d USING (declaration_number)
         WHERE d.site_id = %s AND dc.container_number = ANY(%s)
@@ -124,11 +124,13 @@ def load_declarations(conn: Connection, site_id: str, numbers: list[str]) -> dic
     ).fetchall()
 
     found: dict[str, list[Declaration]] = defaultdict(list)
-    for number, decl_number, status, direction, seals, weight, size_type in rows:
+    for number, decl_number, status, direction, seals, weight, size_type, other_holds in rows:
         container = DeclaredContainer(
             number.strip(), tuple(seals), float(weight) if weight is not None else None, size_type
         )
-        found[number.strip()].append(Declaration(decl_number, status, direction, container))
+        found[number.strip()].append(
+            Declaration(decl_number, status, direction, container, tuple(other_holds))
+        )
     return found
 
 

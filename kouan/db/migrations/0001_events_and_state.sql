@@ -95,6 +95,9 @@ CREATE TABLE declarations (
     direction           text NOT NULL CHECK (direction IN ('import', 'export')),
     status              text NOT NULL CHECK (status IN
                             ('declared', 'inspection_ordered', 'released', 'held', 'cancelled')),
+    -- Holds of other authorities (e.g. quarantine) still open: customs release alone
+    -- does not make the container free to leave while any is listed.
+    other_holds         text[] NOT NULL DEFAULT '{}',
     consignee_code      char(18),                 -- 统一社会信用代码
     consignee_name      text,
     declared_at         timestamptz NOT NULL,
