@@ -24,7 +24,9 @@ CONTRACT_VERSION = 1
 TOPIC_ROOT = "kouan/v1"
 
 Identifier = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")]
-EventKind = Literal["gate.passage", "scan.result", "seal.status", "device.heartbeat", "read.correction"]
+EventKind = Literal[
+    "gate.passage", "scan.result", "seal.status", "device.heartbeat", "read.correction", "equipment.event"
+]
 ReadSource = Literal["ocr", "lpr", "rfid", "eseal", "scale", "manual", "tos"]
 # Longest raw text kept from one sensor read; a container number with spaces and
 # brackets is under 20 characters, an e-seal frame in hex under 64.
@@ -116,12 +118,71 @@ class ReadCorrection(ContractModel):
     officer: Annotated[str, StringConstraints(min_length=1, max_length=64)]
 
 
+# DCSA Track and Trace equipmentEventTypeCode (event domain v3): one code list for
+# every equipment move a terminal reports, whatever format it arrived in.
+EquipmentEventCode = Literal[
+    "LOAD", "DISC", "GTIN", "GTOT", "STUF", "STRP", "AVPU", "PICK", "AVDO", "DROP",
+    "INSP", "RSEA", "RMVD", "CUSS", "CUSI", "CUSR", "CROS",
+]
+
+
+class SealRead(ContractModel):
+    """A seal as a terminal system reported it, with the party that applied it."""
+
+    raw: Annotated[str, StringConstraints(max_length=MAX_RAW_CHARS)]
+    source: ReadSource = "tos"
+    party: Annotated[str, StringConstraints(max_length=8)] | None = Field(
+        default=None, description="Sealing party: EDIFACT 9303 (SH, CA, CU, ...) or DCSA sealSource (CUS, SHI, ...)"
+    )
+    seal_type: Annotated[str, StringConstraints(max_length=8)] | None = None
+
+
+class SourceDocument(ContractModel):
+    """Where a reported event came from, precisely enough to find it again."""
+
+    format: Literal["CODECO", "COARRI", "DCSA"]
+    version: Annotated[str, StringConstraints(max_length=32)] | None = None
+    sender: Annotated[str, StringConstraints(max_length=64)] | None = None
+    interchange_ref: Annotated[str, StringConstraints(max_length=64)] | None = None
+    message_ref: Annotated[str, StringConstraints(max_length=64)] | None = None
+    function: Annotated[str, StringConstraints(max_length=16)] | None = None
+    position: Annotated[str, StringConstraints(max_length=64)] | None = None
+    external_event_id: Annotated[str, StringConstraints(max_length=100)] | None = None
+    external_created_at: AwareDatetime | None = None
+    external_updated_at: AwareDatetime | None = None
+    file_sha256: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")] | None = None
+
+
+class EquipmentEvent(ContractModel):
+    """A container move reported by a terminal operating system or a carrier feed."""
+
+    event_code: EquipmentEventCode
+    classifier: Literal["ACT", "EST", "PLN"] = "ACT"
+    container_number: Read
+    size_type: Annotated[str, StringConstraints(max_length=8)] | None = None
+    full_empty: Literal["full", "empty"] | None = None
+    seals: Annotated[list[SealRead], Field(max_length=8)] = []
+    gross_weight_kg: Annotated[float, Field(ge=0.0, le=200_000.0)] | None = None
+    tare_weight_kg: Annotated[float, Field(ge=0.0, le=50_000.0)] | None = None
+    vgm_kg: Annotated[float, Field(ge=0.0, le=200_000.0)] | None = None
+    truck_plate: Read | None = None
+    lane_id: Identifier | None = None
+    location: Annotated[str, StringConstraints(max_length=16)] | None = None
+    facility: Annotated[str, StringConstraints(max_length=32)] | None = None
+    vessel_name: Annotated[str, StringConstraints(max_length=64)] | None = None
+    voyage: Annotated[str, StringConstraints(max_length=32)] | None = None
+    references: Annotated[list[dict[str, str]], Field(max_length=16)] = []
+    source: SourceDocument
+    flags: Annotated[list[Annotated[str, StringConstraints(max_length=64)]], Field(max_length=16)] = []
+
+
 PAYLOAD_MODELS: dict[str, type[ContractModel]] = {
     "gate.passage": GatePassage,
     "scan.result": ScanResult,
     "seal.status": SealStatus,
     "device.heartbeat": DeviceHeartbeat,
     "read.correction": ReadCorrection,
+    "equipment.event": EquipmentEvent,
 }
 
 
