@@ -25,7 +25,13 @@ TOPIC_ROOT = "kouan/v1"
 
 Identifier = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")]
 EventKind = Literal[
-    "gate.passage", "scan.result", "seal.status", "device.heartbeat", "read.correction", "equipment.event"
+    "gate.passage",
+    "scan.result",
+    "seal.status",
+    "device.heartbeat",
+    "read.correction",
+    "equipment.event",
+    "command.result",
 ]
 ReadSource = Literal["ocr", "lpr", "rfid", "eseal", "scale", "manual", "tos"]
 # Longest raw text kept from one sensor read; a container number with spaces and
@@ -176,6 +182,16 @@ class EquipmentEvent(ContractModel):
     flags: Annotated[list[Annotated[str, StringConstraints(max_length=64)]], Field(max_length=16)] = []
 
 
+class CommandResult(ContractModel):
+    """What a lane did with a command: acted on it once, or rejected it and why."""
+
+    command_id: Annotated[str, StringConstraints(max_length=64)]
+    lane_id: Identifier | None = None
+    outcome: Literal["acted", "expired", "duplicate", "misaddressed", "invalid"]
+    decision: Literal["release", "hold", "manual"] | None = None
+    reason: Annotated[str, StringConstraints(max_length=500)] = ""
+
+
 PAYLOAD_MODELS: dict[str, type[ContractModel]] = {
     "gate.passage": GatePassage,
     "scan.result": ScanResult,
@@ -183,6 +199,7 @@ PAYLOAD_MODELS: dict[str, type[ContractModel]] = {
     "device.heartbeat": DeviceHeartbeat,
     "read.correction": ReadCorrection,
     "equipment.event": EquipmentEvent,
+    "command.result": CommandResult,
 }
 
 
