@@ -12,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from psycopg_pool import ConnectionPool
 
 from api.containers.routes import router as containers_router
+from api.dashboard.routes import router as dashboard_router
 from api.declarations.routes import router as declarations_router
 from api.errors import ApiError, api_error_handler, error_body, validation_error_handler
 from api.settings import ApiSettings
@@ -73,4 +74,5 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
 
     app.include_router(declarations_router)
     app.include_router(containers_router)
+    app.include_router(dashboard_router)
     return app

@@ -1,0 +1,1 @@
+"""The supervision dashboard: one page and its assets, all served from this package."""

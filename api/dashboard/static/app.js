@@ -1,0 +1,747 @@
+// The dashboard's views. Plain DOM, no framework: every value from the API is
+// inserted as text, never as HTML.
+"use strict";
+
+const SITE_KEY = "kouan.site";
+const POLL_INTERVAL_MS = 5000;
+// A device that has sent nothing for this long is shown as silent.
+const DEVICE_SILENT_AFTER_MS = 5 * 60 * 1000;
+// Passages kept in the overview's live list.
+const LIVE_PASSAGES = 15;
+const SEVERITIES = ["critical", "warning", "info"];
+
+const state = {
+  site: localStorage.getItem(SITE_KEY) || "",
+  view: "overview",
+  timezone: "Asia/Shanghai",
+  feed: null,
+  pollTimer: null,
+  chart: null,
+  permissions: new Set(),
+};
+
+// ---------------------------------------------------------------- DOM helpers
+
+function $(id) {
+  return document.getElementById(id);
+}
+
+// Build an element: attributes from attrs (on* keys become listeners), children as nodes or text.
+function h(tag, attrs, ...children) {
+  const element = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs || {})) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key.startsWith("on")) element.addEventListener(key.slice(2), value);
+    else if (key === "class") element.className = value;
+    else if (key === "dataset") Object.assign(element.dataset, value);
+    else element.setAttribute(key, value === true ? "" : value);
+  }
+  for (const child of children.flat()) {
+    if (child === undefined || child === null || child === false) continue;
+    element.append(child instanceof Node ? child : String(child));
+  }
+  return element;
+}
+
+function badge(text, kind) {
+  return h("span", { class: `badge ${kind || ""}` }, text);
+}
+
+// Fill a <table> with a header row from columns [{title, cell(row)}] and one row per item.
+function fillTable(table, columns, rows, options = {}) {
+  table.replaceChildren();
+  table.append(h("thead", null, h("tr", null, columns.map((column) => h("th", null, i18n.t(column.title))))));
+  const body = h("tbody");
+  if (!rows.length) {
+    body.append(h("tr", null, h("td", { class: "empty", colspan: columns.length }, options.empty || i18n.t("common.empty"))));
+  }
+  for (const row of rows) {
+    const attrs = options.rowAttrs ? options.rowAttrs(row) : {};
+    body.append(h("tr", attrs, columns.map((column) => h("td", { class: column.class }, column.cell(row)))));
+  }
+  table.append(body);
+}
+
+function formatTime(value) {
+  if (!value) return "–";
+  const date = new Date(value);
+  if (Number.isNaN(date.getTime())) return String(value);
+  return new Intl.DateTimeFormat(i18n.lang === "en" ? "en-GB" : "zh-CN", {
+    timeZone: state.timezone,
+    year: "numeric", month: "2-digit", day: "2-digit",
+    hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false,
+  }).format(date);
+}
+
+function hourOf(value) {
+  const parts = new Intl.DateTimeFormat("en-GB", {
+    timeZone: state.timezone, year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", hour12: false,
+  }).formatToParts(new Date(value));
+  const part = (type) => parts.find((item) => item.type === type).value;
+  return `${part("year")}-${part("month")}-${part("day")} ${part("hour")}:00`;
+}
+
+function showBanner(message) {
+  const banner = $("banner");
+  banner.textContent = message;
+  banner.hidden = !message;
+}
+
+function containerLink(number) {
+  if (!number) return "–";
+  return h("a", { href: `#/containers/${encodeURIComponent(number)}`, class: "mono", dataset: { testid: "container-link" } }, number);
+}
+
+// ---------------------------------------------------------------- sign-in and sites
+
+function showLogin(message) {
+  stopPolling();
+  $("main").hidden = true;
+  $("login").hidden = false;
+  const error = $("login-error");
+  error.textContent = message || "";
+  error.hidden = !message;
+  $("login-username").focus();
+}
+
+async function submitLogin(event) {
+  event.preventDefault();
+  const error = $("login-error");
+  error.hidden = true;
+  try {
+    await api.login($("login-username").value.trim(), $("login-password").value);
+  } catch (failure) {
+    error.textContent = failure.message;
+    error.hidden = false;
+    return;
+  }
+  $("login-password").value = "";
+  startSignedIn();
+}
+
+async function startSignedIn() {
+  let me;
+  try {
+    me = await api.get("/api/v1/auth/me");
+  } catch (error) {
+    if (!(error instanceof ApiError && error.status === 401)) showLogin(error.message);
+    return;
+  }
+  state.permissions = new Set(me.permissions || []);
+  $("user-name").textContent = me.name;
+  fillSites(me.sites || []);
+  $("login").hidden = true;
+  $("main").hidden = false;
+  route();
+}
+
+function may(permission) {
+  return state.permissions.has(permission);
+}
+
+// The sites come from the caller's account; the last chosen one is kept.
+function fillSites(sites) {
+  const select = $("site-select");
+  select.replaceChildren(...sites.map((site) => h("option", { value: site }, site)));
+  if (!sites.includes(state.site)) state.site = sites[0] || "";
+  select.value = state.site;
+}
+
+// ---------------------------------------------------------------- routing
+
+const VIEWS = {
+  overview: renderOverview,
+  containers: renderContainers,
+  declarations: renderDeclarations,
+  alerts: renderAlerts,
+  devices: renderDevices,
+};
+
+function route() {
+  if (!api.token) {
+    showLogin();
+    return;
+  }
+  const [name, argument] = location.hash.replace(/^#\/?/, "").split("/");
+  state.view = VIEWS[name] ? name : "overview";
+  for (const view of Object.keys(VIEWS)) {
+    $(`view-${view}`).hidden = view !== state.view;
+  }
+  for (const link of document.querySelectorAll(".tabs a")) {
+    link.classList.toggle("active", link.dataset.view === state.view);
+  }
+  stopPolling();
+  showBanner("");
+  VIEWS[state.view](argument ? decodeURIComponent(argument) : null).catch(reportError);
+}
+
+function reportError(error) {
+  if (error instanceof ApiError && error.status === 401) return;
+  showBanner(`${i18n.t("common.unavailable")}: ${error.message}`);
+}
+
+function stopPolling() {
+  if (state.pollTimer) clearInterval(state.pollTimer);
+  state.pollTimer = null;
+}
+
+// ---------------------------------------------------------------- overview
+
+async function renderOverview() {
+  state.feed = { site: state.site, cursor: null, passages: [], hourly: new Map() };
+  const devices = await loadDeviceLanes();
+  await Promise.all([renderSeverityCounts(), renderOverviewLanes(), readFeed(devices)]);
+  drawThroughput();
+  renderPassages();
+  state.pollTimer = setInterval(() => refreshOverview(devices).catch(reportError), POLL_INTERVAL_MS);
+}
+
+async function refreshOverview(devices) {
+  await Promise.all([renderSeverityCounts(), renderOverviewLanes(), readFeed(devices)]);
+  drawThroughput();
+  renderPassages();
+}
+
+async function loadDeviceLanes() {
+  const lanes = new Map();
+  try {
+    const document = await api.devices({ site: state.site, limit: 500 });
+    for (const device of document.items || []) lanes.set(device.device_id, device.lane_id || device.device_id);
+  } catch (error) {
+    reportError(error);
+  }
+  return lanes;
+}
+
+async function renderSeverityCounts() {
+  const { items } = await api.listAll("/api/v1/alerts", { site: state.site, status: "open" }, 10);
+  const counts = Object.fromEntries(SEVERITIES.map((severity) => [severity, 0]));
+  for (const alert of items) counts[alert.severity] = (counts[alert.severity] || 0) + 1;
+  $("severity-counts").replaceChildren(
+    ...SEVERITIES.map((severity) =>
+      h("a", { class: `severity ${severity}`, href: "#/alerts", dataset: { testid: `severity-${severity}` } },
+        h("b", null, counts[severity]), i18n.t(`severity.${severity}`))),
+  );
+}
+
+async function renderOverviewLanes() {
+  const document = await api.lanes({ site: state.site });
+  fillTable($("overview-lanes"), laneColumns(), document.items || []);
+}
+
+function laneColumns() {
+  return [
+    { title: "col.lane", cell: (lane) => h("span", { class: "mono" }, lane.lane_id) },
+    { title: "col.direction", cell: (lane) => i18n.label("direction", lane.direction) },
+    { title: "col.mode", cell: (lane) => badge(i18n.label("mode", lane.mode), lane.mode) },
+    { title: "col.mode_reason", cell: (lane) => lane.mode_reason || "–" },
+    { title: "col.updated_at", cell: (lane) => formatTime(lane.updated_at) },
+  ];
+}
+
+// Read the event feed from where the last read stopped; keep recent passages and hourly counts.
+// NOTE: the first read pages through the site's whole feed (at most 40 pages of 500);
+// a statistics endpoint with server-side buckets would replace the hourly counting here.
+async function readFeed(devices) {
+  const feed = state.feed;
+  for (let page = 0; page < 40; page += 1) {
+    const document = await api.events({ site: feed.site, cursor: feed.cursor, limit: 500 });
+    for (const event of document.items || []) {
+      if (event.kind !== "gate.passage") continue;
+      const lane = event.lane_id || devices.get(event.device_id) || event.device_id;
+      feed.passages.push({ ...event, lane });
+      const hour = hourOf(event.occurred_at);
+      const perLane = feed.hourly.get(lane) || new Map();
+      perLane.set(hour, (perLane.get(hour) || 0) + 1);
+      feed.hourly.set(lane, perLane);
+    }
+    if (!document.next_cursor) break;
+    feed.cursor = document.next_cursor;
+  }
+  feed.passages = feed.passages.slice(-LIVE_PASSAGES);
+}
+
+function drawThroughput() {
+  if (typeof echarts === "undefined") return;
+  const container = $("chart-throughput");
+  if (!state.chart || state.chart.getDom() !== container) {
+    state.chart = echarts.init(container, null, { renderer: "canvas" });
+  }
+  const hours = [...new Set([...state.feed.hourly.values()].flatMap((perLane) => [...perLane.keys()]))].sort();
+  const series = [...state.feed.hourly.entries()].sort().map(([lane, perLane]) => ({
+    name: lane,
+    type: "bar",
+    stack: "passages",
+    data: hours.map((hour) => perLane.get(hour) || 0),
+  }));
+  state.chart.setOption({
+    textStyle: { fontFamily: getComputedStyle(document.body).fontFamily },
+    tooltip: { trigger: "axis" },
+    legend: { top: 0 },
+    grid: { left: 40, right: 16, top: 32, bottom: 40 },
+    xAxis: { type: "category", data: hours.map((hour) => hour.slice(5)) },
+    yAxis: { type: "value", minInterval: 1, name: i18n.t("overview.per_hour") },
+    series,
+  }, true);
+}
+
+function renderPassages() {
+  const rows = [...state.feed.passages].reverse();
+  fillTable($("overview-passages"), [
+    { title: "col.time", cell: (event) => formatTime(event.occurred_at) },
+    { title: "col.lane", cell: (event) => h("span", { class: "mono" }, event.lane) },
+    { title: "col.device", cell: (event) => h("span", { class: "mono" }, event.device_id) },
+    { title: "col.containers", cell: (event) => (event.container_numbers || []).map((number) => [containerLink(number), " "]) },
+  ], rows);
+}
+
+// ---------------------------------------------------------------- containers
+
+async function renderContainers(number) {
+  $("container-detail").hidden = !number;
+  if (!number) {
+    const query = $("container-query").value.trim();
+    if (query) await searchContainers(query);
+    else fillTable($("container-results"), containerColumns(), []);
+    return;
+  }
+  $("container-query").value = number;
+  await showContainer(number);
+}
+
+function containerColumns() {
+  return [
+    { title: "col.container", cell: (item) => containerLink(item.container_number) },
+    { title: "col.site", cell: (item) => item.site_id || "–" },
+    { title: "col.status", cell: (item) => i18n.label("visit", item.status) },
+    { title: "col.customs_status", cell: (item) => i18n.label("customs", item.customs_status) },
+    { title: "col.declaration", cell: (item) => item.declaration_number || "–" },
+    { title: "col.last_event_at", cell: (item) => formatTime(item.last_event_at) },
+  ];
+}
+
+// Search by a prefix or a full number. When the API has no search endpoint yet, a
+// full number is looked up directly.
+async function searchContainers(query) {
+  let items = [];
+  try {
+    const document = await api.searchContainers({ site: state.site, q: query.toUpperCase(), limit: 50 });
+    items = document.items || [];
+  } catch (error) {
+    if (!(error instanceof ApiError) || ![404, 405].includes(error.status)) throw error;
+    const found = await lookUpContainer(query);
+    if (found) items = [{ ...found.current, container_number: found.container_number, declaration_number: found.declaration?.declaration_number }];
+  }
+  fillTable($("container-results"), containerColumns(), items, {
+    rowAttrs: (item) => ({
+      class: "clickable",
+      dataset: { testid: "container-result", number: item.container_number },
+      onclick: (event) => {
+        if (event.target.tagName !== "A") location.hash = `#/containers/${encodeURIComponent(item.container_number)}`;
+      },
+    }),
+  });
+}
+
+async function lookUpContainer(number) {
+  try {
+    return await api.container(number);
+  } catch (error) {
+    if (error instanceof ApiError && [404, 422].includes(error.status)) {
+      showBanner(error.message);
+      return null;
+    }
+    throw error;
+  }
+}
+
+async function showContainer(number) {
+  const container = await lookUpContainer(number);
+  if (!container) {
+    $("container-detail").hidden = true;
+    return;
+  }
+  const visit = container.current;
+  $("detail-number").textContent = container.container_number;
+  fillFacts($("detail-facts"), [
+    ["col.status", i18n.label("visit", visit.status)],
+    ["col.customs_status", i18n.label("customs", visit.customs_status)],
+    ["col.declaration", container.declaration
+      ? h("a", { href: `#/declarations/${container.declaration.declaration_number}`, class: "mono" }, container.declaration.declaration_number)
+      : "–"],
+    ["containers.truck", visit.truck_plate || "–"],
+    ["containers.lanes", `${visit.entry_lane || "–"} / ${visit.exit_lane || "–"}`],
+    ["col.seals", (visit.seal_numbers || []).join(", ") || "–"],
+    ["col.weight", visit.gross_weight_kg ?? "–"],
+    ["col.size_type", visit.size_type || "–"],
+    ["col.entered", formatTime(visit.entered_at)],
+    ["col.scanned", formatTime(visit.scanned_at)],
+    ["col.exited", formatTime(visit.exited_at)],
+    ["col.flags", (visit.flags || []).map((flag) => badge(i18n.label("flag", flag), "warning"))],
+    ["containers.previous_visits", container.previous_visits],
+  ]);
+  $("container-detail").hidden = false;
+  await Promise.all([renderTimeline(number), renderContainerAlerts(number)]);
+}
+
+function fillFacts(list, facts) {
+  list.replaceChildren(...facts.flatMap(([key, value]) => [h("dt", null, i18n.t(key)), h("dd", null, value)]));
+}
+
+async function renderTimeline(number) {
+  const document = await api.timeline(number);
+  const items = document.items || [];
+  const list = $("timeline");
+  list.replaceChildren();
+  if (!items.length) list.append(h("li", { class: "muted" }, i18n.t("common.empty")));
+  for (const item of items) list.append(timelineEntry(item));
+}
+
+function timelineEntry(item) {
+  const reads = collectReads(item.payload || item.envelope?.payload || {});
+  const images = reads.filter((read) => read.image_ref).map((read) => read.image_ref);
+  for (const ref of item.evidence?.image_refs || []) images.push(ref);
+  if (item.image_ref) images.push(item.image_ref);
+
+  return h("li", { dataset: { testid: "timeline-entry", kind: item.kind } },
+    h("div", null,
+      h("span", { class: "when" }, formatTime(item.occurred_at)),
+      h("span", { class: "what" }, i18n.label("kind", item.kind)),
+      " ", item.lane_id ? badge(item.lane_id) : null,
+      " ", h("span", { class: "muted mono" }, `${item.device_id || ""} #${item.seq ?? ""}`)),
+    item.decision ? h("div", null, badge(i18n.label("decision", item.decision.decision || item.decision), item.decision.decision || item.decision)) : null,
+    reads.length ? readsTable(reads) : null,
+    h("div", { class: "evidence muted" },
+      `${i18n.t("containers.event")}: `, h("span", { class: "mono" }, item.event_id || "–"),
+      images.length ? [" · ", `${i18n.t("containers.image")}: `, images.map((ref) => imageRef(ref))] : null),
+  );
+}
+
+function imageRef(ref) {
+  const value = String(ref);
+  // Only same-origin paths become links: the page never loads anything from elsewhere.
+  if (value.startsWith("/")) return h("a", { href: value, target: "_blank", rel: "noopener", class: "mono" }, value);
+  return h("span", { class: "mono", dataset: { testid: "image-ref" } }, value, " ");
+}
+
+// Every {raw, source} object inside a payload is one sensor read; return them with their path.
+function collectReads(payload, path = "") {
+  const reads = [];
+  if (Array.isArray(payload)) {
+    payload.forEach((value, index) => reads.push(...collectReads(value, `${path}[${index + 1}]`)));
+  } else if (payload && typeof payload === "object") {
+    if (typeof payload.raw === "string" && payload.source) {
+      reads.push({ path, ...payload });
+    }
+    for (const [key, value] of Object.entries(payload)) {
+      if (value && typeof value === "object") reads.push(...collectReads(value, path ? `${path}.${key}` : key));
+    }
+  }
+  return reads;
+}
+
+function readsTable(reads) {
+  const table = h("table", { class: "reads", dataset: { testid: "reads" } });
+  fillTable(table, [
+    { title: "col.field", cell: (read) => h("span", { class: "mono" }, read.path) },
+    { title: "col.raw", cell: (read) => h("span", { class: "mono" }, read.raw) },
+    { title: "col.source", cell: (read) => badge(i18n.label("source", read.source), "info") },
+    { title: "col.confidence", cell: (read) => (read.confidence === undefined || read.confidence === null ? "–" : `${Math.round(read.confidence * 100)}%`) },
+  ], reads);
+  return table;
+}
+
+async function renderContainerAlerts(number) {
+  const document = await api.alerts({ site: state.site, container_number: number, limit: 100 });
+  fillTable($("detail-alerts"), alertColumns(false), document.items || []);
+}
+
+// ---------------------------------------------------------------- declarations
+
+async function renderDeclarations(number) {
+  $("declaration-detail").hidden = true;
+  if (!number) return;
+  $("declaration-query").value = number;
+  let declaration;
+  try {
+    declaration = await api.declaration(number);
+  } catch (error) {
+    if (error instanceof ApiError && [404, 422].includes(error.status)) {
+      showBanner(error.message);
+      return;
+    }
+    throw error;
+  }
+  $("declaration-number").textContent = declaration.declaration_number;
+  fillFacts($("declaration-facts"), [
+    ["col.status", i18n.label("customs", declaration.status)],
+    ["declarations.direction", i18n.t(`declarations.${declaration.direction}`)],
+    ["declarations.consignee", `${declaration.consignee_name || "–"} ${declaration.consignee_code || ""}`],
+    ["declarations.declared_at", formatTime(declaration.declared_at)],
+    ["col.site", declaration.site_id],
+    ["declarations.version", declaration.version],
+  ]);
+  renderCompleteness(declaration);
+  fillTable($("declaration-containers"), [
+    { title: "col.container", cell: (item) => containerLink(item.container_number) },
+    { title: "col.status", cell: (item) => badge(i18n.label("visit", item.visit_status || "missing"), item.visit_status ? "ok" : "warning") },
+    { title: "col.size_type", cell: (item) => item.size_type || "–" },
+    { title: "col.seals", cell: (item) => (item.seal_numbers || []).join(", ") || "–" },
+    { title: "col.weight", cell: (item) => item.gross_weight_kg ?? "–" },
+    { title: "col.entered", cell: (item) => formatTime(item.entered_at) },
+    { title: "col.scanned", cell: (item) => formatTime(item.scanned_at) },
+    { title: "col.exited", cell: (item) => formatTime(item.exited_at) },
+    { title: "col.flags", cell: (item) => (item.flags || []).map((flag) => badge(i18n.label("flag", flag), "warning")) },
+  ], declaration.containers || []);
+  $("declaration-detail").hidden = false;
+}
+
+function renderCompleteness(declaration) {
+  const containers = declaration.containers || [];
+  const total = containers.length;
+  const counts = declaration.counts || {};
+  const exited = counts.exited ?? containers.filter((item) => item.visit_status === "exited").length;
+  const missing = counts.missing ?? containers.filter((item) => !item.visit_status).length;
+  const arrived = counts.arrived ?? total - missing;
+  const scanned = counts.scanned ?? containers.filter((item) => item.scanned_at).length;
+  const share = (count) => `${total ? (100 * count) / total : 0}%`;
+
+  $("declaration-completeness").replaceChildren(
+    h("div", null, h("b", null, i18n.t("declarations.complete")), " ",
+      i18n.t("declarations.summary", { arrived, total, exited, missing })),
+    h("div", { class: "bar" },
+      h("span", { class: "exited", style: `width:${share(exited)}` }),
+      h("span", { class: "entered", style: `width:${share(Math.max(arrived - exited, 0))}` })),
+    h("div", { class: "counts muted" },
+      `${i18n.t("declarations.arrived")} ${arrived}`,
+      h("span", null, `${i18n.t("declarations.scanned")} ${scanned}`),
+      h("span", null, `${i18n.t("declarations.exited")} ${exited}`),
+      h("span", null, `${i18n.t("declarations.missing")} ${missing}`)),
+  );
+}
+
+// ---------------------------------------------------------------- alert desk
+
+function alertColumns(withActions) {
+  const columns = [
+    { title: "col.severity", cell: (alert) => badge(i18n.label("severity", alert.severity), alert.severity) },
+    { title: "col.rule", cell: (alert) => i18n.label("rule", alert.rule_code) },
+    { title: "col.message", cell: alertMessage },
+    { title: "col.container", cell: (alert) => containerLink(alert.container_number) },
+    { title: "col.lane", cell: (alert) => alert.lane_id || alert.device_id || "–" },
+    { title: "col.raised", cell: (alert) => [formatTime(alert.first_raised_at), h("br"), formatTime(alert.last_raised_at)] },
+    { title: "col.occurrences", cell: (alert) => alert.occurrences },
+    { title: "col.status", cell: (alert) => badge(i18n.label("status", alert.status), alert.status === "open" ? "critical" : "") },
+    { title: "col.handled", cell: alertHandled },
+  ];
+  if (withActions && may("alerts:act")) columns.push({ title: "col.actions", cell: alertActions });
+  return columns;
+}
+
+function alertMessage(alert) {
+  const evidence = alert.evidence && Object.keys(alert.evidence).length
+    ? h("details", null, h("summary", null, i18n.t("containers.evidence")),
+      h("pre", { class: "evidence-json" }, JSON.stringify(alert.evidence, null, 2)))
+    : null;
+  return [h("span", { dataset: { testid: "alert-message" } }, i18n.message(alert)), evidence];
+}
+
+function alertHandled(alert) {
+  const lines = [];
+  if (alert.acknowledged_at) {
+    lines.push(h("div", null, `${i18n.t("status.acknowledged")}: `,
+      i18n.t("alerts.by", { who: alert.acknowledged_by || "–", when: formatTime(alert.acknowledged_at) })));
+  }
+  if (alert.resolved_at) {
+    const text = alert.resolved_by
+      ? i18n.t("alerts.by", { who: alert.resolved_by, when: formatTime(alert.resolved_at) })
+      : i18n.t("alerts.auto_cleared");
+    lines.push(h("div", null, `${i18n.t("status.resolved")}: `, text));
+  }
+  return lines.length ? lines : "–";
+}
+
+function alertActions(alert) {
+  const buttons = [];
+  if (alert.status === "open") {
+    buttons.push(h("button", {
+      type: "button", dataset: { testid: "alert-acknowledge", alertId: alert.alert_id },
+      onclick: () => askReason("alerts.ack_title", alert, (reason) => api.acknowledgeAlert(alert.alert_id, reason)),
+    }, i18n.t("alerts.acknowledge")));
+  }
+  if (alert.status !== "resolved") {
+    buttons.push(" ", h("button", {
+      type: "button", class: "danger", dataset: { testid: "alert-resolve", alertId: alert.alert_id },
+      onclick: () => askReason("alerts.resolve_title", alert, (reason) => api.resolveAlert(alert.alert_id, reason)),
+    }, i18n.t("alerts.resolve")));
+  }
+  return buttons;
+}
+
+async function renderAlerts() {
+  await Promise.all([renderAlertTable(), renderDecisionTable()]);
+  state.pollTimer = setInterval(() => {
+    if (!$("reason-dialog").open) renderAlertTable().catch(reportError);
+  }, POLL_INTERVAL_MS);
+}
+
+async function renderAlertTable() {
+  const container = $("alert-container").value.trim().toUpperCase();
+  const document = await api.alerts({ site: state.site, status: $("alert-status").value, container_number: container, limit: 200 });
+  fillTable($("alert-table"), alertColumns(true), document.items || [], {
+    rowAttrs: (alert) => ({ dataset: { testid: "alert-row", alertId: alert.alert_id, rule: alert.rule_code } }),
+  });
+}
+
+async function renderDecisionTable() {
+  const document = await api.decisions({ site: state.site, limit: 100 });
+  const items = document.items || [];
+  const overridden = new Set(items.map((item) => item.overrides).filter(Boolean));
+  fillTable($("decision-table"), [
+    { title: "col.issued_at", cell: (item) => formatTime(item.issued_at) },
+    { title: "col.lane", cell: (item) => item.lane_id },
+    { title: "col.containers", cell: (item) => (item.container_numbers || []).map((number) => [containerLink(number), " "]) },
+    { title: "col.decision", cell: (item) => badge(i18n.label("decision", item.decision), item.decision) },
+    { title: "col.reasons", cell: (item) => (item.reasons || []).map((reason) => h("div", null, i18n.message(reason))) },
+    { title: "col.valid_until", cell: (item) => formatTime(item.valid_until) },
+    { title: "col.issued_by", cell: (item) => item.issued_by || "Kouan" },
+    { title: "col.actions", cell: (item) => decisionActions(item, overridden) },
+  ], items, { rowAttrs: (item) => ({ dataset: { testid: "decision-row", commandId: item.command_id } }) });
+}
+
+function decisionActions(item, overridden) {
+  if (item.decision !== "hold") return "";
+  if (overridden.has(item.command_id)) return badge(i18n.t("decisions.overridden"), "ok");
+  if (!may("decisions:override")) return "";
+  return h("button", {
+    type: "button", dataset: { testid: "decision-override" },
+    onclick: () => askReason("decisions.override_title", item, (reason) => api.overrideDecision(item.command_id, reason)),
+  }, i18n.t("decisions.override"));
+}
+
+// Open the reason dialog; submit calls action(reason) and refreshes the alert desk.
+function askReason(titleKey, subject, action) {
+  const dialog = $("reason-dialog");
+  $("reason-title").textContent = i18n.t(titleKey);
+  $("reason-subject").textContent = subject.alert_id
+    ? `#${subject.alert_id} ${i18n.label("rule", subject.rule_code)} ${subject.container_number || subject.device_id || ""}`
+    : `${subject.lane_id} ${(subject.container_numbers || []).join(", ")}`;
+  $("reason-text").value = "";
+  $("reason-error").hidden = true;
+  dialog.pendingAction = action;
+  dialog.showModal();
+  $("reason-text").focus();
+}
+
+async function submitReason(event) {
+  event.preventDefault();
+  const dialog = $("reason-dialog");
+  const reason = $("reason-text").value.trim();
+  const error = $("reason-error");
+  if (!reason) {
+    error.textContent = i18n.t("action.reason_required");
+    error.hidden = false;
+    return;
+  }
+  $("reason-submit").disabled = true;
+  try {
+    await dialog.pendingAction(reason);
+  } catch (failure) {
+    error.textContent = failure.message;
+    error.hidden = false;
+    return;
+  } finally {
+    $("reason-submit").disabled = false;
+  }
+  dialog.close();
+  await Promise.all([renderAlertTable(), renderDecisionTable()]).catch(reportError);
+}
+
+// ---------------------------------------------------------------- devices and lanes
+
+async function renderDevices() {
+  await renderHealth();
+  state.pollTimer = setInterval(() => renderHealth().catch(reportError), POLL_INTERVAL_MS);
+}
+
+async function renderHealth() {
+  const [lanes, devices] = await Promise.all([api.lanes({ site: state.site }), api.devices({ site: state.site, limit: 500 })]);
+  fillTable($("lane-table"), laneColumns(), lanes.items || []);
+  fillTable($("device-table"), [
+    { title: "col.device", cell: (device) => h("span", { class: "mono" }, device.device_id) },
+    { title: "col.lane", cell: (device) => device.lane_id || "–" },
+    { title: "col.kind_device", cell: (device) => device.kind },
+    { title: "col.health", cell: (device) => { const health = deviceHealth(device); return badge(i18n.t(`health.${health}`), health); } },
+    { title: "col.last_seen", cell: (device) => formatTime(device.last_seen_at) },
+    { title: "col.last_seq", cell: (device) => device.last_seq ?? "–" },
+    { title: "col.seq_gaps", cell: (device) => device.seq_gaps ?? "–" },
+    { title: "col.clock_offset", cell: (device) => (device.clock_offset_ms === null || device.clock_offset_ms === undefined ? "–" : Math.round(device.clock_offset_ms)) },
+    { title: "col.outbox", cell: outboxText },
+    { title: "col.enabled", cell: (device) => i18n.t(device.enabled === false ? "no" : "yes") },
+  ], devices.items || [], { rowAttrs: (device) => ({ dataset: { testid: "device-row", deviceId: device.device_id } }) });
+}
+
+// A device is offline when its retained status (or its will) says so, silent when
+// nothing arrived for DEVICE_SILENT_AFTER_MS, online otherwise.
+function deviceHealth(device) {
+  const status = device.status || {};
+  if ((device.state || status.state) === "offline" || device.online === false) return "offline";
+  const lastSeen = Date.parse(device.last_seen_at || device.status_at || "");
+  if (Number.isNaN(lastSeen) || Date.now() - lastSeen > DEVICE_SILENT_AFTER_MS) return "stale";
+  return "online";
+}
+
+function outboxText(device) {
+  const status = device.status || {};
+  const depth = device.outbox_depth ?? status.outbox_depth;
+  if (depth === undefined || depth === null) return "–";
+  const capacity = device.outbox_capacity ?? status.outbox_capacity;
+  return capacity ? `${depth} / ${capacity}` : String(depth);
+}
+
+// ---------------------------------------------------------------- start
+
+function switchLanguage() {
+  i18n.set(i18n.lang === "zh" ? "en" : "zh");
+  if (!$("main").hidden) route();
+}
+
+function start() {
+  i18n.applyStatic();
+  api.onUnauthorized = () => {
+    api.logout();
+    showLogin(i18n.t("auth.expired"));
+  };
+  $("login-form").addEventListener("submit", submitLogin);
+  $("logout").addEventListener("click", () => {
+    api.logout();
+    showLogin();
+  });
+  $("lang-toggle").addEventListener("click", switchLanguage);
+  $("site-select").addEventListener("change", (event) => {
+    state.site = event.target.value;
+    localStorage.setItem(SITE_KEY, state.site);
+    route();
+  });
+  $("container-search").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const query = $("container-query").value.trim();
+    if (location.hash !== "#/containers") location.hash = "#/containers";
+    else route();
+  });
+  $("declaration-search").addEventListener("submit", (event) => {
+    event.preventDefault();
+    location.hash = `#/declarations/${encodeURIComponent($("declaration-query").value.trim())}`;
+  });
+  $("alert-status").addEventListener("change", () => renderAlertTable().catch(reportError));
+  $("alert-refresh").addEventListener("click", () => renderAlertTable().catch(reportError));
+  $("reason-form").addEventListener("submit", submitReason);
+  $("reason-cancel").addEventListener("click", () => $("reason-dialog").close());
+  window.addEventListener("hashchange", route);
+  window.addEventListener("resize", () => state.chart && state.chart.resize());
+
+  if (api.token) startSignedIn();
+  else showLogin();
+}
+
+document.addEventListener("DOMContentLoaded", start);
