@@ -21,6 +21,8 @@ device_app = typer.Typer(help="Device provisioning.", no_args_is_help=True)
 app.add_typer(stack_app, name="stack")
 app.add_typer(db_app, name="db")
 app.add_typer(device_app, name="device")
+audit_app = typer.Typer(help="The hash-chained audit log of human actions.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
 
 console = Console(stderr=True)
 
@@ -180,10 +182,29 @@ def simulate(
 
 @app.command()
 def demo(
-    trucks: Annotated[int, typer.Option(help="Trucks in the simulated day")] = 800,
+    trucks: Annotated[int, typer.Option(help="Trucks in the simulated day")] = 1000,
 ) -> None:
     """Start stack, collector, API and simulator; Ctrl-C stops everything started here."""
     from kouan.demo import run_demo
 
     configure_logging()
     raise typer.Exit(run_demo(trucks))
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Recompute the audit log's hash chain; exit 1 and name the first broken record if any."""
+    import psycopg
+
+    from kouan.audit import verify
+
+    with psycopg.connect(CommonSettings().database_url) as conn:
+        report = verify(conn)
+    if not report.intact:
+        console.print(
+            f"[red]Audit log chain broken at record {report.first_broken_id}: {report.problem} "
+            f"({report.records} records read)[/red]"
+        )
+        print(report.first_broken_id)
+        raise typer.Exit(1)
+    console.print(f"Audit log intact: {report.records} records")
