@@ -11,6 +11,19 @@ have_all() {
     compgen -G "/usr/share/postgresql/*/extension/timescaledb--*.sql" >/dev/null || return 1
 }
 
+# Browser tests of the dashboard: Debian's Chromium (Playwright drives it, so no
+# browser download) and the Noto CJK fonts the dashboard's font stack falls back to.
+if [ ! -x /usr/bin/chromium ] || [ -z "$(fc-list "Noto Sans CJK SC" family 2>/dev/null)" ]; then
+    if [ -f /etc/debian_version ]; then
+        echo "setup: installing chromium and fonts-noto-cjk from Debian's archive"
+        BROWSER_SUDO=""; if [ "$(id -u)" -ne 0 ]; then BROWSER_SUDO="sudo"; fi
+        $BROWSER_SUDO apt-get update -qq || echo "setup: apt-get update reported errors; continuing"
+        DEBIAN_FRONTEND=noninteractive $BROWSER_SUDO apt-get install -y -qq chromium fonts-noto-cjk >/dev/null
+    else
+        echo "setup: install Chromium (/usr/bin/chromium) and Noto Sans CJK SC by hand for the browser tests" >&2
+    fi
+fi
+
 if have_all; then
     echo "setup: Mosquitto, PostgreSQL and TimescaleDB present"
     exit 0
