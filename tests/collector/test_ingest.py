@@ -40,6 +40,13 @@ CONTAINER_CASES = [
     ("CSQU305438", None, False, False, "length"),
     ("TBJA7176445", None, False, False, "category"),
     ("CSQU3054383XXX", None, False, False, "length"),
+    # Category letters: J and Z are ISO 6346 categories; R and I are not (DCSA tnt/v3
+    # example APNR7744962, smart-data-models EdiCodeco example TESI1120274).
+    ("ECMJ4657499", "ECMJ4657499", True, False, None),
+    ("ECMJ4657496", None, False, False, "checksum"),
+    ("QJRZ123456", None, False, False, "length"),
+    ("APNR7744962", None, False, False, "category"),
+    ("TESI1120274", None, False, False, "category"),
 ]
 
 
