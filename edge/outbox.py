@@ -34,6 +34,7 @@ CREATE TABLE IF NOT EXISTS counters (
     value  INTEGER NOT NULL
 );
 INSERT OR IGNORE INTO counters (name, value) VALUES ('last_seq', 0);
+INSERT OR IGNORE INTO counters (name, value) VALUES ('rejected_full', 0);
 """
 
 
@@ -76,6 +77,10 @@ class Outbox:
             try:
                 (depth,) = self._db.execute("SELECT count(*) FROM outbox").fetchone()
                 if depth >= self.capacity:
+                    # The rejection is counted durably, so the status message reports it
+                    # even when the agent restarts before it reconnects.
+                    self._db.execute("UPDATE counters SET value = value + 1 WHERE name = 'rejected_full'")
+                    self._db.execute("COMMIT")
                     raise OutboxFull(self.capacity)
                 (last_seq,) = self._db.execute(
                     "SELECT value FROM counters WHERE name = 'last_seq'"
@@ -89,7 +94,8 @@ class Outbox:
                 self._db.execute("UPDATE counters SET value = ? WHERE name = 'last_seq'", (seq,))
                 self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
                 raise
         return seq
 
@@ -132,6 +138,13 @@ class Outbox:
     def last_seq(self) -> int:
         with self._lock:
             return int(self._db.execute("SELECT value FROM counters WHERE name = 'last_seq'").fetchone()[0])
+
+    def rejected_total(self) -> int:
+        """Return how many events were ever rejected because the outbox was full."""
+        with self._lock:
+            return int(
+                self._db.execute("SELECT value FROM counters WHERE name = 'rejected_full'").fetchone()[0]
+            )
 
     def close(self) -> None:
         with self._lock:

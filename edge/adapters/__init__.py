@@ -1,0 +1,1 @@
+"""Device adapters: each turns one kind of lane hardware's frames into events."""

@@ -1,0 +1,113 @@
+"""Store-and-forward end to end: camera endpoint -> outbox -> Mosquitto -> collector -> TimescaleDB.
+
+Each test runs real ``kouan edge`` and ``kouan collector`` processes against the
+session's private broker and database, kills or stops one of them mid-burst, and
+counts what was accepted (published), receipted (acknowledged) and stored.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from kouan.devices import DeviceIdentity
+from kouan.stack import manager
+from tests.conftest import start_collector, stored_count, wait_for
+from tests.edge.conftest import kill_process, post_frame, scan_frame
+
+
+def outbox_last_seq(home: Path, device_id: str) -> int:
+    """Read the last seq the outbox allocated, straight from its SQLite file."""
+    path = DeviceIdentity.directory(home, device_id) / "outbox.sqlite3"
+    with sqlite3.connect(path) as db:
+        return int(db.execute("SELECT value FROM counters WHERE name = 'last_seq'").fetchone()[0])
+
+
+def stored_seqs(db, device_id: str) -> list[int]:
+    return [seq for (seq,) in db.execute("SELECT seq FROM events WHERE device_id = %s ORDER BY seq", (device_id,))]
+
+
+def seqs_by_arrival(db, device_id: str) -> list[int]:
+    rows = db.execute(
+        "SELECT seq FROM events WHERE device_id = %s ORDER BY received_at, seq", (device_id,)
+    ).fetchall()
+    return [seq for (seq,) in rows]
+
+
+class Burst:
+    """Post scan frames in a background thread until stopped; keep the seqs accepted."""
+
+    def __init__(self, port: int, interval_s: float = 0.0, limit: int | None = None) -> None:
+        self.port = port
+        self.interval_s = interval_s
+        self.limit = limit
+        self.accepted: list[int] = []
+        self.rejected: list[tuple[int, dict]] = []
+        self.failed = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> Burst:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        number = 0
+        while not self._stop.is_set() and (self.limit is None or number < self.limit):
+            number += 1
+            try:
+                status, body = post_frame(self.port, scan_frame(number), timeout=5)
+            except OSError:
+                self.failed += 1
+                self._stop.wait(0.05)
+                continue
+            if status == 201:
+                self.accepted.append(body["seq"])
+            else:
+                self.rejected.append((status, body))
+            if self.interval_s:
+                self._stop.wait(self.interval_s)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+
+def duplicate_rows(db, device_id: str) -> int:
+    (count,) = db.execute(
+        "SELECT count(*) FROM (SELECT seq FROM events WHERE device_id = %s GROUP BY seq HAVING count(*) > 1) d",
+        (device_id,),
+    ).fetchone()
+    return int(count)
+
+
+def test_edge_killed_mid_burst_stores_every_accepted_event_once(stack, db, site_id, make_device, processes, start_edge):
+    identity = make_device(site_id, "IN01")
+    start_collector(processes, site_id, 1)
+    edge = start_edge(identity.device_id)
+    edge.wait_online()
+
+    burst = Burst(edge.port).start()
+    wait_for(lambda: len(burst.accepted) >= 150, timeout=60)
+    edge.kill()
+    burst.stop()
+    accepted_before_kill = list(burst.accepted)
+    outbox_accepted = outbox_last_seq(stack.home, identity.device_id)
+    stored_at_kill = stored_count(db, identity.device_id)
+
+    restarted = start_edge(identity.device_id, port=edge.port)
+    restarted.wait_online()
+    wait_for(lambda: restarted.status()["outbox_depth"] == 0, timeout=60)
+    wait_for(lambda: stored_count(db, identity.device_id) == outbox_accepted, timeout=30)
+
+    assert len(accepted_before_kill) >= 150
+    assert outbox_accepted >= len(accepted_before_kill)
+    assert stored_at_kill < outbox_accepted
+    assert stored_seqs(db, identity.device_id) == list(range(1, outbox_accepted + 1))
+    assert set(accepted_before_kill) <= set(stored_seqs(db, identity.device_id))
+    assert duplicate_rows(db, identity.device_id) == 0
+    assert restarted.status()["last_seq"] == outbox_accepted
