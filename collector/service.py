@@ -24,11 +24,14 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from psycopg.types.json import Jsonb
 
+from collector import health
+from collector.correlation.shell import reevaluate_containers
+from collector.decisions import database_unavailable_command, peek_decision_request
 from collector.ingest import Accepted, Message, Rejected, inspect
 from collector.registry import DatabaseRegistry
 from collector.settings import CollectorSettings
-from collector.store import BatchResult, write_batch
-from kouan.contract import TOPIC_ROOT, receipts_topic, split_topic
+from collector.store import BatchResult, DecisionPolicy, write_batch
+from kouan.contract import TOPIC_ROOT, Command, commands_topic, receipts_topic, split_topic
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +42,12 @@ SESSION_EXPIRY_S = 86_400
 WRITE_ATTEMPTS = 3
 RETRY_BACKOFF_S = (0.2, 1.0, 5.0)
 STATS_INTERVAL_S = 10.0
+# Seconds a connection attempt may take before the decision path answers manual.
+DECISION_CONNECT_TIMEOUT_S = 2
+# Arbitrary constant key of the advisory lock that lets one collector sweep at a time.
+DWELL_SWEEP_LOCK_KEY = 0x6B6F75616E03
+# Open visits re-evaluated per sweep transaction at most.
+DWELL_SWEEP_BATCH = 500
 
 
 class Collector:
@@ -46,11 +55,19 @@ class Collector:
         self.settings = settings
         self.registry = DatabaseRegistry(settings.database_url, settings.registry_refresh_s)
         self.inbox: queue.Queue[tuple[Message, int]] = queue.Queue(settings.queue_max_messages)
+        # Exit passages that ask for a decision skip the batch queue: their own thread and
+        # connection store and decide them one at a time, so a lane never waits behind
+        # an ingest batch.
+        self.decision_inbox: queue.Queue[tuple[Message, int]] = queue.Queue(settings.decision_queue_max)
+        self.policy = DecisionPolicy(settings.rule_settings(), settings.stale_sensor_s, settings.decision_valid_s)
         self.stop_event = threading.Event()
         self.counters: Counter[str] = Counter()
         self.client = self._make_client()
         self._writer = threading.Thread(target=self._write_loop, name="collector-writer", daemon=True)
+        self._decider = threading.Thread(target=self._decide_loop, name="collector-decider", daemon=True)
+        self._sweeper = threading.Thread(target=self._sweep_loop, name="collector-dwell-sweep", daemon=True)
         self._conn: psycopg.Connection | None = None
+        self._decision_conn: psycopg.Connection | None = None
 
     # --- MQTT -----------------------------------------------------------------------
 
@@ -99,6 +116,9 @@ class Collector:
         received = Message(message.topic, message.payload, message.mid, datetime.now(UTC))
         # A full inbox blocks the network thread, which stops reading the socket, so
         # the broker holds the backlog instead of this process.
+        if message.topic.endswith("/events") and peek_decision_request(message.payload):
+            self.decision_inbox.put((received, message.qos))
+            return
         self.inbox.put((received, message.qos))
 
     # --- writer ---------------------------------------------------------------------
@@ -141,6 +161,7 @@ class Collector:
             (accepted if isinstance(outcome, Accepted) else rejected).append(outcome)
 
         result = self._store(accepted, rejected, statuses)
+        self._publish_commands(result.commands)
         self._send_receipts(result)
         for message, qos in batch:
             if qos > 0:
@@ -154,7 +175,7 @@ class Collector:
             try:
                 conn = self._connection()
                 with conn.transaction():
-                    result = write_batch(conn, accepted, rejected)
+                    result = write_batch(conn, accepted, rejected, self.policy)
                     _store_statuses(conn, statuses)
                 return result
             except psycopg.OperationalError as exc:
@@ -176,7 +197,7 @@ class Collector:
             try:
                 conn = self._connection()
                 with conn.transaction():
-                    result = write_batch(conn, accepted, rejected)
+                    result = write_batch(conn, accepted, rejected, self.policy)
                     _store_statuses(conn, statuses)
                 logger.info("Database reachable again; batch of %d events stored", len(accepted))
                 return result
@@ -192,8 +213,9 @@ class Collector:
         for item in accepted:
             try:
                 with conn.transaction():
-                    result = write_batch(conn, [item], [])
+                    result = write_batch(conn, [item], [], self.policy)
                 total.stored += result.stored
+                total.commands += result.commands
                 total.duplicates += result.duplicates
                 total.quarantined += result.quarantined
             except psycopg.Error as exc:
@@ -232,6 +254,133 @@ class Collector:
             except psycopg.Error:
                 pass
         self._conn = None
+
+    # --- decisions ------------------------------------------------------------------
+
+    def _decide_loop(self) -> None:
+        while not self.stop_event.is_set() or not self.decision_inbox.empty():
+            try:
+                message, qos = self.decision_inbox.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            self._decide_one(message, qos)
+
+    def _decide_one(self, message: Message, qos: int) -> None:
+        """Store one asking passage, decide it and publish the decision, in that order.
+
+        While the database is unreachable the lane gets ``manual`` at once; that same
+        decision is recorded with the passage when the database is back.
+        """
+        outcome = inspect(message, self.registry)
+        accepted = [outcome] if isinstance(outcome, Accepted) else []
+        rejected = [outcome] if isinstance(outcome, Rejected) else []
+        preset: dict[str, Command] = {}
+
+        attempt = 0
+        while True:
+            try:
+                conn = self._decision_connection()
+                with conn.transaction():
+                    result = write_batch(conn, accepted, rejected, self.policy, preset)
+                break
+            except psycopg.OperationalError as exc:
+                self._drop_decision_connection()
+                if accepted and not preset:
+                    preset = self._answer_manual(accepted[0])
+                logger.error("Database unreachable for passage %s (%s); retrying", message.topic, exc)
+                if self.stop_event.is_set() and attempt >= WRITE_ATTEMPTS:
+                    return  # not acknowledged: the broker delivers it again
+                time.sleep(RETRY_BACKOFF_S[min(attempt, len(RETRY_BACKOFF_S) - 1)])
+                attempt += 1
+            except psycopg.Error as exc:
+                logger.warning("Passage on %s failed on the decision path (%s); sent to the batch path", message.topic, exc)
+                self.inbox.put((message, qos))
+                return
+
+        self._publish_commands(result.commands)
+        self._send_receipts(result)
+        if qos > 0:
+            self.client.ack(message.mid, qos)
+        self._count(result, 0)
+
+    def _answer_manual(self, item: Accepted) -> dict[str, Command]:
+        command = database_unavailable_command(
+            item.envelope.device_id, item.envelope.payload, datetime.now(UTC), self.settings.decision_valid_s
+        )
+        self._publish_commands([(item.envelope.site_id, command)])
+        return {str(item.envelope.event_id): command}
+
+    def _decision_connection(self) -> psycopg.Connection:
+        if self._decision_conn is None or self._decision_conn.closed:
+            self._decision_conn = psycopg.connect(
+                self.settings.database_url, autocommit=True, connect_timeout=DECISION_CONNECT_TIMEOUT_S
+            )
+        return self._decision_conn
+
+    def _drop_decision_connection(self) -> None:
+        if self._decision_conn is not None:
+            try:
+                self._decision_conn.close()
+            except psycopg.Error:
+                pass
+        self._decision_conn = None
+
+    def _publish_commands(self, commands: list[tuple[str, Command]]) -> None:
+        for site_id, command in commands:
+            self.client.publish(commands_topic(site_id, command.device_id), command.model_dump_json(), qos=1)
+            logger.info(
+                "Decision %s for lane %s passage %s (%s): %s %s",
+                command.command_id,
+                command.lane_id,
+                command.passage_id,
+                ", ".join(command.container_numbers) or "no container",
+                command.decision,
+                ", ".join(reason["code"] for reason in command.reasons),
+            )
+
+    # --- dwell sweep ----------------------------------------------------------------
+
+    def _sweep_loop(self) -> None:
+        """Re-evaluate open visits that have stayed past the dwell limit, as time passes."""
+        while not self.stop_event.wait(self.settings.dwell_sweep_interval_s):
+            try:
+                swept = self.sweep_dwell()
+            except psycopg.Error as exc:
+                logger.warning("Dwell sweep failed (%s); next sweep in %.0f s", exc, self.settings.dwell_sweep_interval_s)
+                continue
+            if swept:
+                logger.info("Dwell sweep re-evaluated %d visits", swept)
+
+    def sweep_dwell(self) -> int:
+        """Re-evaluate, through the pure core, open visits that entered before now minus the limit."""
+        now = datetime.now(UTC)
+        with psycopg.connect(self.settings.database_url, autocommit=True) as conn, conn.transaction():
+            (mine,) = conn.execute("SELECT pg_try_advisory_xact_lock(%s)", (DWELL_SWEEP_LOCK_KEY,)).fetchone()  # type: ignore[misc]
+            if not mine:
+                return 0
+            rows = conn.execute(
+                """
+                SELECT v.site_id, v.container_number FROM container_visits v
+                WHERE v.exited_at IS NULL AND v.first_seen_at < %(now)s - make_interval(hours => %(hours)s)
+                  AND (%(site)s = '+' OR v.site_id = %(site)s)
+                  AND NOT EXISTS (SELECT 1 FROM alerts a WHERE a.subject_kind = 'visit'
+                                  AND a.subject_id = v.visit_id::text AND a.rule_code = 'dwell_exceeded')
+                ORDER BY v.first_seen_at LIMIT %(limit)s
+                """,
+                {
+                    "now": now,
+                    "hours": self.settings.dwell_limit_hours,
+                    "site": self.settings.site_filter,
+                    "limit": DWELL_SWEEP_BATCH,
+                },
+            ).fetchall()
+            by_site: dict[str, list[str]] = {}
+            for site_id, number in rows:
+                by_site.setdefault(site_id, []).append(number.strip())
+            return sum(
+                reevaluate_containers(conn, site_id, numbers, self.policy.rules, now)
+                for site_id, numbers in sorted(by_site.items())
+            )
 
     def _send_receipts(self, result: BatchResult) -> None:
         committed_at = datetime.now(UTC).isoformat()
@@ -272,6 +421,8 @@ class Collector:
     def start(self) -> None:
         self.registry.reload()
         self._writer.start()
+        self._decider.start()
+        self._sweeper.start()
         properties = Properties(PacketTypes.CONNECT)
         properties.SessionExpiryInterval = SESSION_EXPIRY_S
         self.client.connect_async(
@@ -287,9 +438,11 @@ class Collector:
     def stop(self) -> None:
         self.stop_event.set()
         self._writer.join(timeout=30)
+        self._decider.join(timeout=30)
         self.client.disconnect()
         self.client.loop_stop()
         self._drop_connection()
+        self._drop_decision_connection()
         logger.info("Collector %s stopped: %s", self.settings.client_id, dict(self.counters))
 
 
@@ -303,6 +456,7 @@ def _store_statuses(conn: psycopg.Connection, statuses: list[Message]) -> None:
         except (UnicodeDecodeError, json.JSONDecodeError):
             logger.warning("Status message on %s is not JSON; ignored", message.topic)
             continue
+        health.check_status(conn, where[0], where[1], status, message.received_at)
         conn.execute(
             "UPDATE devices SET status = %s, status_at = %s WHERE device_id = %s AND site_id = %s",
             (Jsonb(status), message.received_at, where[1], where[0]),
