@@ -18,6 +18,7 @@ from kouan import reads
 from kouan.contract import (
     ContractModel,
     Envelope,
+    EquipmentEvent,
     GatePassage,
     ScanResult,
     SealStatus,
@@ -172,6 +173,7 @@ def observations_of(
     if isinstance(payload, GatePassage):
         plate = (derived.get("tractor_plate") or {}).get("value")
         declaration = (derived.get("declaration") or {}).get("value")
+        load = tuple(record["value"] for record in derived["containers"] if record["valid"])
         for record in derived["containers"]:
             if not record["valid"]:
                 continue
@@ -187,6 +189,8 @@ def observations_of(
                 declaration_number=declaration,
                 corrected=record["corrected"],
                 decision_requested=payload.decision_requested,
+                passage_containers=load,
+                passage_id=payload.passage_id,
             )
     elif isinstance(payload, ScanResult):
         for record in derived["containers"]:
@@ -213,4 +217,23 @@ def observations_of(
                     eseal=eseal,
                     seal_numbers=(seal,) if seal else (),
                 )
+    elif isinstance(payload, EquipmentEvent) and payload.event_code in _TOS_GATE_DIRECTIONS:
+        # A terminal's gate-in/gate-out report (CODECO, DCSA GTIN/GTOT) records the
+        # same physical passage a lane reports; correlation treats it as one.
+        for record in derived["containers"]:
+            if record["valid"]:
+                found[record["value"]] = Observation(
+                    **{**base, "kind": "gate.passage"},
+                    lane_id=payload.lane_id,
+                    direction=_TOS_GATE_DIRECTIONS[payload.event_code],
+                    truck_plate=(derived.get("truck_plate") or {}).get("value"),
+                    seal_numbers=tuple(
+                        seal["value"] for seal in record["seals"] if seal.get("value") and not seal.get("placeholder")
+                    ),
+                    gross_weight_kg=payload.gross_weight_kg or payload.vgm_kg,
+                    size_type=record.get("size_type"),
+                )
     return found
+
+
+_TOS_GATE_DIRECTIONS = {"GTIN": "in", "GTOT": "out"}

@@ -13,6 +13,7 @@ from typing import Any
 from kouan import identifiers
 from kouan.contract import (
     ContractModel,
+    EquipmentEvent,
     GatePassage,
     Read,
     ReadCorrection,
@@ -83,6 +84,8 @@ def derive(payload: ContractModel) -> dict[str, Any]:
         return {"containers": containers, "seal": seal_value(payload.seal_number)}
     if isinstance(payload, ReadCorrection):
         return _derive_correction(payload)
+    if isinstance(payload, EquipmentEvent):
+        return _derive_equipment_event(payload)
     return {}
 
 
@@ -110,6 +113,32 @@ def _derive_correction(correction: ReadCorrection) -> dict[str, Any]:
         containers = [record for record in (original, corrected) if record["valid"]]
         return {"corrected": corrected, "containers": containers}
     return {"corrected": seal_value(correction.corrected), "containers": []}
+
+
+def _derive_equipment_event(event: EquipmentEvent) -> dict[str, Any]:
+    """Derive a terminal-reported move; a non-ISO equipment reference is kept and flagged.
+
+    ``version_key`` names the external event a later version replaces: DCSA eventIDs
+    are not unique on their own (the TNT v3 OpenAPI example gives one eventID to a
+    DROP and a PICK of different equipment), so the key adds the equipment reference.
+    """
+    record = container_value(event.container_number)
+    record["seals"] = [{**seal_value(Read(raw=seal.raw, source=seal.source)), "party": seal.party} for seal in event.seals]
+    record["size_type"] = event.size_type.strip().upper() if event.size_type else None
+    reference = event.container_number.raw.strip().upper()
+    derived: dict[str, Any] = {
+        "containers": [record],
+        "equipment_reference": reference,
+        "iso6346_valid": record["valid"],
+        "truck_plate": plate_value(event.truck_plate),
+    }
+    external_id = event.source.external_event_id
+    if external_id is not None:
+        sender = event.source.sender or "-"
+        derived["version_key"] = f"{event.source.format}|{sender}|{external_id}|{reference}"
+        updated = event.source.external_updated_at or event.source.external_created_at
+        derived["version_at"] = updated.isoformat() if updated else None
+    return derived
 
 
 def container_numbers(derived: dict[str, Any]) -> list[str]:

@@ -84,6 +84,17 @@ class Segment:
             return str(value[component]) if component < len(value) and value[component] is not None else ""
         return str(value) if component == 0 and value is not None else ""
 
+    def text(self, index: int) -> str:
+        """Return a free-text element with its components joined by ':' as the sender wrote them.
+
+        FTX text (C108) has up to five 4440 components, so 'CONSOLIDATED STATUS:HELD'
+        arrives as two components.
+        """
+        value = self.element(index)
+        if isinstance(value, list):
+            return ":".join(str(part) for part in value if part is not None)
+        return str(value) if value is not None else ""
+
     def qualifier(self) -> str:
         return self.component(0)
 
