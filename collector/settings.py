@@ -1,6 +1,10 @@
 from __future__ import annotations
 
+from datetime import timedelta
+
 from pydantic import Field
+
+from collector.correlation.rules import RuleSettings
 
 from kouan.settings import CommonSettings
 
@@ -38,3 +42,60 @@ class CollectorSettings(CommonSettings):
         ge=0,
         description="Device clock offset (receive time minus sent_at) that raises an alert",
     )
+    weight_tolerance_percent: float = Field(
+        default=5.0,
+        ge=0,
+        le=100,
+        description="Allowed difference between weighed and declared gross weight, in percent of "
+        "the declared weight; weighbridges at ports are verified to a fraction of a percent, and "
+        "declared weights are often estimates",
+    )
+    weight_tolerance_kg: float = Field(
+        default=500.0,
+        ge=0,
+        description="Allowed weight difference in kg at least, whatever the percentage gives; "
+        "covers light containers, where a few percent is less than the scale's step",
+    )
+    dwell_limit_hours: float = Field(
+        default=72.0,
+        gt=0,
+        description="Stay from gate-in beyond which a container raises dwell_exceeded, in hours; "
+        "72 h is a common free-time limit at Chinese terminals",
+    )
+    dwell_sweep_interval_s: float = Field(
+        default=60.0,
+        ge=1,
+        description="Seconds between sweeps that evaluate dwell of visits without new events",
+    )
+    ocr_confidence_min: float = Field(
+        default=0.6,
+        ge=0,
+        le=1,
+        description="OCR confidence (0-1) below which a valid container number read raises "
+        "ocr_low_confidence",
+    )
+    stale_sensor_s: float = Field(
+        default=120.0,
+        gt=0,
+        description="Seconds without an event or status from another device of an exit lane "
+        "after which that lane's decisions become manual",
+    )
+    decision_valid_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="Seconds a gate decision stays valid; the lane never acts on it later",
+    )
+    decision_queue_max: int = Field(
+        default=1_000,
+        ge=10,
+        description="Exit passages awaiting a decision at most; past this the MQTT thread waits",
+    )
+
+    def rule_settings(self) -> RuleSettings:
+        """Return the rule tolerances and limits for the pure correlation core."""
+        return RuleSettings(
+            weight_tolerance_percent=self.weight_tolerance_percent,
+            weight_tolerance_kg=self.weight_tolerance_kg,
+            dwell_limit=timedelta(hours=self.dwell_limit_hours),
+            ocr_confidence_min=self.ocr_confidence_min,
+        )

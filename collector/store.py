@@ -17,9 +17,21 @@ from datetime import UTC, datetime
 from psycopg import Connection
 from psycopg.types.json import Jsonb
 
+from collector import health
+from collector.correlation.core import Decision, combine, unreadable_reason
 from collector.correlation.model import Observation
-from collector.correlation.shell import apply_observations
+from collector.correlation.rules import RuleSettings, passage_findings
+from collector.correlation.shell import Correlation, apply_observations
+from collector.decisions import (
+    asks_for_decision,
+    make_command,
+    record_decisions,
+    stale_lane_sensors,
+    stored_commands,
+)
 from collector.ingest import TAMPERED, Accepted, Rejected
+from kouan.alerts import AlertSpec, raise_alert
+from kouan.contract import Command
 
 logger = logging.getLogger(__name__)
 
@@ -41,12 +53,25 @@ EVENT_COLUMNS = (
 )
 
 
+@dataclass(frozen=True)
+class DecisionPolicy:
+    """What ``write_batch`` needs to evaluate rules and decide; CollectorSettings has each value."""
+
+    rules: RuleSettings = field(default_factory=RuleSettings)
+    stale_sensor_s: float = 120.0
+    decision_valid_s: float = 30.0
+
+
 @dataclass
 class BatchResult:
     stored: list[Accepted] = field(default_factory=list)
     duplicates: list[Accepted] = field(default_factory=list)
     quarantined: list[Rejected] = field(default_factory=list)
     visits_written: int = 0
+    alerts_raised: int = 0
+    # Gate decisions to publish after the commit: new ones and, for a redelivered
+    # asking passage, the one recorded the first time.
+    commands: list[tuple[str, Command]] = field(default_factory=list)
 
     def receipted(self) -> dict[tuple[str, str], list[int]]:
         """Return the seqs to confirm per (site_id, device_id): new and redelivered events."""
@@ -56,8 +81,21 @@ class BatchResult:
         return seqs
 
 
-def write_batch(conn: Connection, accepted: list[Accepted], rejected: list[Rejected]) -> BatchResult:
-    """Store a batch; the caller commits. Returns what was stored, skipped and quarantined."""
+def write_batch(
+    conn: Connection,
+    accepted: list[Accepted],
+    rejected: list[Rejected],
+    policy: DecisionPolicy | None = None,
+    preset: dict[str, Command] | None = None,
+) -> BatchResult:
+    """Store a batch; the caller commits. Returns what was stored, skipped and quarantined.
+
+    ``preset`` maps a passage's event id to a decision already sent to its lane (the
+    manual one sent while the database was unreachable); it is recorded instead of a
+    new decision, so every asking passage has exactly one.
+    """
+    policy = policy or DecisionPolicy()
+    now = utcnow()
     result = BatchResult(quarantined=list(rejected))
     unique, repeats = _split_repeats_in_batch(accepted)
     new_keys = _claim_keys(conn, unique)
@@ -67,9 +105,15 @@ def write_batch(conn: Connection, accepted: list[Accepted], rejected: list[Rejec
     result.stored = fresh
 
     _copy_events(conn, fresh)
-    result.visits_written = _update_visits(conn, fresh)
+    correlation = _update_visits(conn, fresh, policy, now)
+    result.visits_written = correlation.visits_written
+    result.alerts_raised = correlation.alerts_raised
+    result.alerts_raised += _raise_passage_alerts(conn, fresh, policy.rules)
+    result.commands = _decide(conn, fresh, correlation, policy, now, preset or {})
+    result.commands += _repeat_decisions(conn, result.duplicates)
     _update_devices(conn, fresh)
     _insert_quarantine(conn, result.quarantined)
+    health.check_batch(conn, result)
     return result
 
 
@@ -170,16 +214,107 @@ def _copy_events(conn: Connection, items: list[Accepted]) -> None:
             )
 
 
-def _update_visits(conn: Connection, items: list[Accepted]) -> int:
+def _asking(item: Accepted) -> bool:
+    return asks_for_decision(item.envelope.kind, item.envelope.payload)
+
+
+def _update_visits(conn: Connection, items: list[Accepted], policy: DecisionPolicy, now: datetime) -> Correlation:
     by_site: dict[str, dict[str, list[Observation]]] = defaultdict(lambda: defaultdict(list))
+    stale: dict[str, tuple[str, ...]] = {}
     for item in items:
         for number, observation in item.observations.items():
             by_site[item.envelope.site_id][number].append(observation)
+        if _asking(item):
+            stale[str(item.envelope.event_id)] = stale_lane_sensors(
+                conn,
+                item.envelope.site_id,
+                str(item.envelope.payload.get("lane_id")),
+                item.envelope.device_id,
+                policy.stale_sensor_s,
+                now,
+            )
 
-    return sum(
-        apply_observations(conn, site_id, dict(observations))
-        for site_id, observations in sorted(by_site.items())
+    total = Correlation()
+    for site_id, observations in sorted(by_site.items()):
+        found = apply_observations(conn, site_id, dict(observations), policy.rules, now, stale)
+        total.visits_written += found.visits_written
+        total.alerts_raised += found.alerts_raised
+        total.alerts_cleared += found.alerts_cleared
+        for event_id, decisions in found.decisions.items():
+            total.decisions[event_id].extend(decisions)
+    return total
+
+
+def _decide(
+    conn: Connection,
+    items: list[Accepted],
+    correlation: Correlation,
+    policy: DecisionPolicy,
+    now: datetime,
+    preset: dict[str, Command],
+) -> list[tuple[str, Command]]:
+    """Build and record one decision per fresh asking passage."""
+    commands: dict[str, list[tuple[str, Command]]] = defaultdict(list)
+    for item in items:
+        if not _asking(item):
+            continue
+        event_id = str(item.envelope.event_id)
+        command = preset.get(event_id) or _command_for(item, correlation.decisions.get(event_id, []), policy, now)
+        commands[item.envelope.site_id].append((event_id, command))
+
+    for site_id, decided in commands.items():
+        record_decisions(conn, site_id, decided)
+    return [(site_id, command) for site_id, decided in commands.items() for _, command in decided]
+
+
+def _command_for(item: Accepted, decisions: list[Decision], policy: DecisionPolicy, now: datetime) -> Command:
+    records = item.derived.get("containers", [])
+    if not records or any(not record.get("valid") for record in records):
+        decisions = [*decisions, Decision("manual", (unreadable_reason(),))]
+    payload = item.envelope.payload
+    return make_command(
+        item.envelope.device_id,
+        str(payload.get("lane_id")),
+        str(payload.get("passage_id")),
+        sorted(item.observations),
+        combine(decisions),
+        now,
+        policy.decision_valid_s,
     )
+
+
+def _repeat_decisions(conn: Connection, duplicates: list[Accepted]) -> list[tuple[str, Command]]:
+    asking = {str(item.envelope.event_id): item.envelope.site_id for item in duplicates if _asking(item)}
+    found = stored_commands(conn, list(asking))
+    return [(asking[event_id], command) for event_id, command in found.items()]
+
+
+def _raise_passage_alerts(conn: Connection, items: list[Accepted], rules: RuleSettings) -> int:
+    """Raise the passage rules (unreadable container number, low OCR confidence) per event."""
+    raised = 0
+    for item in items:
+        if item.envelope.kind not in ("gate.passage", "scan.result"):
+            continue
+        for finding in passage_findings(item.derived, rules):
+            event_id = str(item.envelope.event_id)
+            raise_alert(
+                conn,
+                AlertSpec(
+                    site_id=item.envelope.site_id,
+                    rule_code=finding.rule_code,
+                    severity=finding.severity,
+                    subject_kind="passage",
+                    subject_id=event_id,
+                    message_zh=finding.message_zh,
+                    message_en=finding.message_en,
+                    evidence={"event_ids": [event_id], **finding.evidence},
+                    device_id=item.envelope.device_id,
+                    lane_id=item.envelope.payload.get("lane_id"),
+                    container_number=(item.container_numbers or [None])[0],
+                ),
+            )
+            raised += 1
+    return raised
 
 
 def _update_devices(conn: Connection, items: list[Accepted]) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from psycopg import Connection
@@ -30,9 +30,11 @@ def record_hash(
     reason: str | None,
     details: dict[str, Any],
 ) -> bytes:
+    # In UTC, because the database returns timestamptz in the session's time zone and
+    # the verifier's session need not use the writer's.
     content = json.dumps(
         {
-            "recorded_at": recorded_at.isoformat(),
+            "recorded_at": recorded_at.astimezone(UTC).isoformat(),
             "actor": actor,
             "action": action,
             "subject": subject,

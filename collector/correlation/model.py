@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
@@ -29,6 +29,14 @@ class Observation:
     declaration_number: str | None = None
     corrected: bool = False
     decision_requested: bool = False
+    # Every container number the passage named, so weight is compared per truck load.
+    passage_containers: tuple[str, ...] = ()
+    passage_id: str | None = None
+    # Set on observations that come from an officer's read.correction event.
+    corrects_event_id: str | None = None
+    correction_field: str | None = None
+    original_value: str | None = None
+    corrected_value: str | None = None
 
     @property
     def sort_key(self) -> tuple[datetime, str, int]:
@@ -36,39 +44,25 @@ class Observation:
         return (self.occurred_at, self.device_id, self.seq)
 
     def to_json(self) -> dict[str, Any]:
-        document: dict[str, Any] = {
-            "event_id": self.event_id,
-            "device_id": self.device_id,
-            "seq": self.seq,
-            "kind": self.kind,
-            "occurred_at": self.occurred_at.isoformat(),
-        }
-        for name in (
-            "lane_id",
-            "direction",
-            "truck_plate",
-            "gross_weight_kg",
-            "size_type",
-            "scan_result",
-            "eseal",
-            "declaration_number",
-        ):
-            value = getattr(self, name)
-            if value is not None:
-                document[name] = value
-        if self.seal_numbers:
-            document["seal_numbers"] = list(self.seal_numbers)
-        if self.corrected:
-            document["corrected"] = True
-        if self.decision_requested:
-            document["decision_requested"] = True
+        """Return the fields that differ from their defaults, as stored in a visit's state."""
+        document: dict[str, Any] = {}
+        for item in fields(self):
+            value = getattr(self, item.name)
+            if item.name == "occurred_at":
+                document[item.name] = value.isoformat()
+            elif isinstance(value, tuple):
+                if value:
+                    document[item.name] = list(value)
+            elif value is not None and value is not False:
+                document[item.name] = value
         return document
 
     @classmethod
     def from_json(cls, document: dict[str, Any]) -> Observation:
         values = dict(document)
         values["occurred_at"] = datetime.fromisoformat(values["occurred_at"])
-        values["seal_numbers"] = tuple(values.get("seal_numbers", ()))
+        for name in ("seal_numbers", "passage_containers"):
+            values[name] = tuple(values.get(name, ()))
         return cls(**values)
 
 

@@ -1,25 +1,32 @@
-"""Load, lock and save container visits around the pure correlation core.
+"""Load, lock and save container visits and their alerts around the pure correlation core.
 
 Every change to a container's visits happens under a transaction-scoped advisory
 lock on (site, container), taken in sorted order, so several collector processes
-and the API can update visits side by side without races or deadlocks.
+and the API can update visits side by side without races or deadlocks. The caller
+owns the transaction: visits, alerts and decisions commit with the events.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from psycopg import Connection
 from psycopg.types.json import Jsonb
 
-from collector.correlation.core import summarise
+from collector.correlation.core import Decision, Outcome, choose_declaration, decide, evaluate
 from collector.correlation.model import Declaration, DeclaredContainer, Observation, VisitState
+from collector.correlation.rules import Finding, RuleSettings
+from kouan.alerts import AlertSpec, clear_alert, raise_alert
 
 logger = logging.getLogger(__name__)
+
+# Closed visits older than this are not reopened by a late event: it starts a new one.
+RECENT_VISIT_DAYS = 30
 
 
 @dataclass
@@ -29,24 +36,58 @@ class StoredVisit:
     exited_at: datetime | None
 
 
+@dataclass
+class Correlation:
+    """What one call of :func:`apply_observations` concluded, for the caller to act on."""
+
+    visits_written: int = 0
+    alerts_raised: int = 0
+    alerts_cleared: int = 0
+    # Per asking passage (event id): the decision of each of its containers.
+    decisions: dict[str, list[Decision]] = field(default_factory=lambda: defaultdict(list))
+
+
+@functools.cache
+def default_rule_settings() -> RuleSettings:
+    """Rule settings from the environment (KOUAN_*), for callers such as the API."""
+    from collector.settings import CollectorSettings
+
+    return CollectorSettings().rule_settings()
+
+
 def lock_containers(conn: Connection, site_id: str, container_numbers: Iterable[str]) -> None:
-    for number in sorted(set(container_numbers)):
-        conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"{site_id}/{number}",))
+    keys = sorted({f"{site_id}/{number}" for number in container_numbers})
+    conn.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended(key, 0)) "
+        "FROM (SELECT unnest(%s::text[]) AS key ORDER BY 1) AS sorted_keys",
+        (keys,),
+    )
 
 
-def apply_observations(conn: Connection, site_id: str, observations: dict[str, list[Observation]]) -> int:
-    """Add observations to their containers' visits and save the new summaries.
+def apply_observations(
+    conn: Connection,
+    site_id: str,
+    observations: dict[str, list[Observation]],
+    settings: RuleSettings | None = None,
+    now: datetime | None = None,
+    stale_sensors: dict[str, tuple[str, ...]] | None = None,
+) -> Correlation:
+    """Add observations to their containers' visits, save the visits and sync their alerts.
 
-    ``observations`` maps container number to what new events said about it. Returns
-    the number of visits written.
+    ``observations`` maps container number to what new events said about it.
+    ``stale_sensors`` maps an asking passage's event id to the lane devices that are
+    stale. Decisions for asking passages are returned, not stored.
     """
+    result = Correlation()
     if not observations:
-        return 0
+        return result
+    settings = settings or default_rule_settings()
+    now = now or datetime.now(UTC)
 
     lock_containers(conn, site_id, observations)
     visits = _load_visits(conn, site_id, list(observations))
-    declarations = load_declarations(conn, site_id, list(observations))
     touched: list[StoredVisit] = []
+    asking: list[tuple[StoredVisit, Observation]] = []
 
     for number, items in observations.items():
         for observation in sorted(items, key=lambda item: item.sort_key):
@@ -54,11 +95,43 @@ def apply_observations(conn: Connection, site_id: str, observations: dict[str, l
             visit.state = visit.state.with_observation(observation)
             if visit not in touched:
                 touched.append(visit)
+            if observation.direction == "out" and observation.decision_requested:
+                asking.append((visit, observation))
 
+    declarations, weights = _declarations_for(conn, site_id, touched)
+    outcomes = []
     for visit in touched:
-        declaration = choose_declaration(declarations.get(visit.state.container_number, []), visit.state)
-        _save_visit(conn, visit, declaration)
-    return len(touched)
+        candidates = tuple(declarations.get(visit.state.container_number, []))
+        outcomes.append((visit, evaluate(visit.state, candidates, None, settings, now, weights)))
+    for visit, outcome in outcomes:
+        _save_visit(conn, visit, outcome)
+    _sync_visit_alerts(conn, outcomes, result)
+
+    for visit, passage in asking:
+        candidates = tuple(declarations.get(visit.state.container_number, []))
+        stale = (stale_sensors or {}).get(passage.event_id, ())
+        decision = decide(visit.state, candidates, passage, settings, weights, stale)
+        result.decisions[passage.event_id].append(decision)
+    result.visits_written = len(touched)
+    return result
+
+
+def _declarations_for(
+    conn: Connection, site_id: str, visits: list[StoredVisit]
+) -> tuple[dict[str, list[Declaration]], dict[str, float | None]]:
+    """Load the declarations of the visits' containers and of the containers they travelled with."""
+    numbers = {visit.state.container_number for visit in visits}
+    for visit in visits:
+        for item in visit.state.observations:
+            numbers.update(item.passage_containers)
+    declarations = load_declarations(conn, site_id, sorted(numbers))
+
+    weights: dict[str, float | None] = {}
+    for number in numbers:
+        visit_state = VisitState(site_id, number)
+        chosen = choose_declaration(declarations.get(number, []), visit_state)
+        weights[number] = chosen.container.gross_weight_kg if chosen else None
+    return declarations, weights
 
 
 def _visit_for(
@@ -93,9 +166,9 @@ def _load_visits(conn: Connection, site_id: str, numbers: list[str]) -> dict[str
         SELECT visit_id, container_number, state, exited_at
         FROM container_visits
         WHERE site_id = %s AND container_number = ANY(%s)
-          AND (exited_at IS NULL OR exited_at > now() - interval '30 days')
+          AND (exited_at IS NULL OR exited_at > now() - make_interval(days => %s))
         """,
-        (site_id, numbers),
+        (site_id, numbers, RECENT_VISIT_DAYS),
     ).fetchall()
 
     visits: dict[str, list[StoredVisit]] = defaultdict(list)
@@ -118,7 +191,7 @@ def load_declarations(conn: Connection, site_id: str, numbers: list[str]) -> dic
         FROM declaration_containers dc
         JOIN declarations d USING (declaration_number)
         WHERE d.site_id = %s AND dc.container_number = ANY(%s)
-        ORDER BY d.declared_at DESC
+        ORDER BY d.declared_at DESC, d.declaration_number
         """,
         (site_id, numbers),
     ).fetchall()
@@ -134,32 +207,16 @@ def load_declarations(conn: Connection, site_id: str, numbers: list[str]) -> dic
     return found
 
 
-def choose_declaration(candidates: list[Declaration], visit: VisitState) -> Declaration | None:
-    """Pick the declaration a visit is matched to.
-
-    The declaration number the truck presented wins; otherwise the newest
-    declaration that is not cancelled.
-    """
-    presented = {item.declaration_number for item in visit.observations if item.declaration_number}
-    for declaration in candidates:
-        if declaration.declaration_number in presented:
-            return declaration
-    for declaration in candidates:
-        if declaration.status != "cancelled":
-            return declaration
-    return None
-
-
-def _save_visit(conn: Connection, visit: StoredVisit, declaration: Declaration | None) -> None:
-    summary = summarise(visit.state, declaration)
-    state = {"observations": [item.to_json() for item in visit.state.observations]}
+def _save_visit(conn: Connection, visit: StoredVisit, outcome: Outcome) -> None:
+    summary = outcome.summary
+    state = {"observations": [item.to_json() for item in outcome.state.observations]}
     values = {
-        "site_id": visit.state.site_id,
-        "container_number": visit.state.container_number,
+        "site_id": outcome.state.site_id,
+        "container_number": outcome.state.container_number,
         "declaration_number": summary.declaration_number,
         "status": summary.status,
         "customs_status": summary.customs_status,
-        "declared": declaration is not None,
+        "declared": outcome.declaration is not None,
         "released": summary.customs_status == "released",
         "first_seen_at": summary.first_seen_at,
         "entered_at": summary.entered_at,
@@ -173,7 +230,7 @@ def _save_visit(conn: Connection, visit: StoredVisit, declaration: Declaration |
         "gross_weight_kg": summary.gross_weight_kg,
         "size_type": summary.size_type,
         "flags": list(summary.flags),
-        "event_count": len(visit.state.observations),
+        "event_count": len(outcome.state.observations),
         "state": Jsonb(state),
     }
     columns = list(values)
@@ -192,23 +249,111 @@ def _save_visit(conn: Connection, visit: StoredVisit, declaration: Declaration |
             f"UPDATE container_visits SET {assignments}, updated_at = now() WHERE visit_id = %(visit_id)s",
             {**values, "visit_id": visit.visit_id},
         )
+    visit.state = outcome.state
     visit.exited_at = summary.exited_at
 
 
-def reevaluate_containers(conn: Connection, site_id: str, numbers: list[str]) -> int:
-    """Recompute the open and recent visits of these containers, e.g. after a declaration changed."""
+@dataclass(frozen=True)
+class LatestAlert:
+    status: str
+    evidence: dict
+    severity: str
+    resolved_by: str | None
+
+
+def latest_alerts(conn: Connection, subject_kind: str, subject_ids: list[str]) -> dict[tuple[str, str], LatestAlert]:
+    """Return the newest alert per (rule_code, subject_id) of these subjects."""
+    if not subject_ids:
+        return {}
+    rows = conn.execute(
+        """
+        SELECT DISTINCT ON (rule_code, subject_id) rule_code, subject_id, status, evidence, severity, resolved_by
+        FROM alerts WHERE subject_kind = %s AND subject_id = ANY(%s)
+        ORDER BY rule_code, subject_id, alert_id DESC
+        """,
+        (subject_kind, subject_ids),
+    ).fetchall()
+    return {(code, subject): LatestAlert(status, evidence, severity, by) for code, subject, status, evidence, severity, by in rows}
+
+
+def needs_raise(latest: LatestAlert | None, finding: Finding) -> bool:
+    """Whether a finding changes the alert table.
+
+    An unresolved alert with the same evidence is left alone, so unrelated events do
+    not inflate ``occurrences``. An alert a person resolved is not reopened by the same
+    evidence, only by new evidence.
+    """
+    if latest is None:
+        return True
+    same = latest.evidence == finding.evidence and latest.severity == finding.severity
+    if latest.status != "resolved":
+        return not same
+    return not (same and latest.resolved_by is not None)
+
+
+def _sync_visit_alerts(
+    conn: Connection, outcomes: list[tuple[StoredVisit, Outcome]], result: Correlation
+) -> None:
+    subject_ids = [str(visit.visit_id) for visit, _ in outcomes]
+    latest = latest_alerts(conn, "visit", subject_ids)
+
+    for visit, outcome in outcomes:
+        subject = str(visit.visit_id)
+        for finding in outcome.findings:
+            if not needs_raise(latest.get((finding.rule_code, subject)), finding):
+                continue
+            raise_alert(conn, _visit_alert(visit, outcome, finding))
+            result.alerts_raised += 1
+        for code in outcome.cleared:
+            previous = latest.get((code, subject))
+            if previous is not None and previous.status != "resolved":
+                clear_alert(conn, code, "visit", subject)
+                result.alerts_cleared += 1
+
+
+def _visit_alert(visit: StoredVisit, outcome: Outcome, finding: Finding) -> AlertSpec:
+    lanes = [item.lane_id for item in outcome.state.observations if item.lane_id]
+    return AlertSpec(
+        site_id=outcome.state.site_id,
+        rule_code=finding.rule_code,
+        severity=finding.severity,
+        subject_kind="visit",
+        subject_id=str(visit.visit_id),
+        message_zh=finding.message_zh,
+        message_en=finding.message_en,
+        evidence=finding.evidence,
+        visit_id=visit.visit_id,
+        container_number=outcome.state.container_number,
+        declaration_number=outcome.summary.declaration_number,
+        lane_id=lanes[-1] if lanes else None,
+    )
+
+
+def reevaluate_containers(
+    conn: Connection,
+    site_id: str,
+    numbers: list[str],
+    settings: RuleSettings | None = None,
+    now: datetime | None = None,
+) -> int:
+    """Recompute the open and recent visits of these containers, e.g. after a declaration changed.
+
+    Also used by the dwell sweep, with ``now`` the sweep's time.
+    """
     if not numbers:
         return 0
+    settings = settings or default_rule_settings()
+    now = now or datetime.now(UTC)
 
     lock_containers(conn, site_id, numbers)
     visits = _load_visits(conn, site_id, numbers)
-    declarations = load_declarations(conn, site_id, numbers)
-    count = 0
-    for number, stored in visits.items():
-        for visit in stored:
-            if not visit.state.observations:
-                continue
-            declaration = choose_declaration(declarations.get(number, []), visit.state)
-            _save_visit(conn, visit, declaration)
-            count += 1
-    return count
+    stored = [visit for items in visits.values() for visit in items if visit.state.observations]
+    declarations, weights = _declarations_for(conn, site_id, stored)
+    outcomes = []
+    for visit in stored:
+        candidates = tuple(declarations.get(visit.state.container_number, []))
+        outcomes.append((visit, evaluate(visit.state, candidates, None, settings, now, weights)))
+    for visit, outcome in outcomes:
+        _save_visit(conn, visit, outcome)
+    _sync_visit_alerts(conn, outcomes, Correlation())
+    return len(outcomes)
