@@ -4,20 +4,21 @@
 
 const SITE_KEY = "kouan.site";
 const POLL_INTERVAL_MS = 5000;
-// A device that has sent nothing for this long is shown as silent.
-const DEVICE_SILENT_AFTER_MS = 5 * 60 * 1000;
-// Passages kept in the overview's live list.
-const LIVE_PASSAGES = 15;
+// Visits shown in the overview's live list.
+const LIVE_PASSAGES = 12;
 const SEVERITIES = ["critical", "warning", "info"];
+const TIMELINE_PAGES = 5;
+const ALERT_PAGE = 50;
 
 const state = {
   site: localStorage.getItem(SITE_KEY) || "",
   view: "overview",
   timezone: "Asia/Shanghai",
-  feed: null,
   pollTimer: null,
   chart: null,
   permissions: new Set(),
+  alertRows: [],
+  alertCursor: null,
 };
 
 // ---------------------------------------------------------------- DOM helpers
@@ -36,7 +37,7 @@ function h(tag, attrs, ...children) {
     else if (key === "dataset") Object.assign(element.dataset, value);
     else element.setAttribute(key, value === true ? "" : value);
   }
-  for (const child of children.flat()) {
+  for (const child of children.flat(Infinity)) {
     if (child === undefined || child === null || child === false) continue;
     element.append(child instanceof Node ? child : String(child));
   }
@@ -71,14 +72,6 @@ function formatTime(value) {
     year: "numeric", month: "2-digit", day: "2-digit",
     hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false,
   }).format(date);
-}
-
-function hourOf(value) {
-  const parts = new Intl.DateTimeFormat("en-GB", {
-    timeZone: state.timezone, year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", hour12: false,
-  }).formatToParts(new Date(value));
-  const part = (type) => parts.find((item) => item.type === type).value;
-  return `${part("year")}-${part("month")}-${part("day")} ${part("hour")}:00`;
 }
 
 function showBanner(message) {
@@ -188,29 +181,12 @@ function stopPolling() {
 // ---------------------------------------------------------------- overview
 
 async function renderOverview() {
-  state.feed = { site: state.site, cursor: null, passages: [], hourly: new Map() };
-  const devices = await loadDeviceLanes();
-  await Promise.all([renderSeverityCounts(), renderOverviewLanes(), readFeed(devices)]);
-  drawThroughput();
-  renderPassages();
-  state.pollTimer = setInterval(() => refreshOverview(devices).catch(reportError), POLL_INTERVAL_MS);
+  await refreshOverview();
+  state.pollTimer = setInterval(() => refreshOverview().catch(reportError), POLL_INTERVAL_MS);
 }
 
-async function refreshOverview(devices) {
-  await Promise.all([renderSeverityCounts(), renderOverviewLanes(), readFeed(devices)]);
-  drawThroughput();
-  renderPassages();
-}
-
-async function loadDeviceLanes() {
-  const lanes = new Map();
-  try {
-    const document = await api.devices({ site: state.site, limit: 500 });
-    for (const device of document.items || []) lanes.set(device.device_id, device.lane_id || device.device_id);
-  } catch (error) {
-    reportError(error);
-  }
-  return lanes;
+async function refreshOverview() {
+  await Promise.all([renderSeverityCounts(), renderOverviewLanes(), renderThroughput(), renderPassages()]);
 }
 
 async function renderSeverityCounts() {
@@ -235,64 +211,66 @@ function laneColumns() {
     { title: "col.direction", cell: (lane) => i18n.label("direction", lane.direction) },
     { title: "col.mode", cell: (lane) => badge(i18n.label("mode", lane.mode), lane.mode) },
     { title: "col.mode_reason", cell: (lane) => lane.mode_reason || "–" },
+    { title: "col.devices_ok", cell: (lane) => badge(`${lane.devices_ok} / ${lane.devices}`, lane.devices_ok < lane.devices ? "warning" : "ok") },
+    { title: "col.open_alerts", cell: (lane) => (lane.open_alerts ? badge(lane.open_alerts, "critical") : "0") },
     { title: "col.updated_at", cell: (lane) => formatTime(lane.updated_at) },
   ];
 }
 
-// Read the event feed from where the last read stopped; keep recent passages and hourly counts.
-// NOTE: the first read pages through the site's whole feed (at most 40 pages of 500);
-// a statistics endpoint with server-side buckets would replace the hourly counting here.
-async function readFeed(devices) {
-  const feed = state.feed;
-  for (let page = 0; page < 40; page += 1) {
-    const document = await api.events({ site: feed.site, cursor: feed.cursor, limit: 500 });
-    for (const event of document.items || []) {
-      if (event.kind !== "gate.passage") continue;
-      const lane = event.lane_id || devices.get(event.device_id) || event.device_id;
-      feed.passages.push({ ...event, lane });
-      const hour = hourOf(event.occurred_at);
-      const perLane = feed.hourly.get(lane) || new Map();
-      perLane.set(hour, (perLane.get(hour) || 0) + 1);
-      feed.hourly.set(lane, perLane);
-    }
-    if (!document.next_cursor) break;
-    feed.cursor = document.next_cursor;
-  }
-  feed.passages = feed.passages.slice(-LIVE_PASSAGES);
-}
-
-function drawThroughput() {
+// Passages per lane per hour (stacked bars) with alerts and holds per hour (lines),
+// bucketed by the API in the site's time zone, for the last 24 hours.
+async function renderThroughput() {
+  const statistics = await api.statistics({ site: state.site, bucket: "hour" });
+  state.timezone = statistics.timezone || state.timezone;
   if (typeof echarts === "undefined") return;
+
   const container = $("chart-throughput");
   if (!state.chart || state.chart.getDom() !== container) {
     state.chart = echarts.init(container, null, { renderer: "canvas" });
   }
-  const hours = [...new Set([...state.feed.hourly.values()].flatMap((perLane) => [...perLane.keys()]))].sort();
-  const series = [...state.feed.hourly.entries()].sort().map(([lane, perLane]) => ({
-    name: lane,
-    type: "bar",
-    stack: "passages",
-    data: hours.map((hour) => perLane.get(hour) || 0),
+  const items = statistics.items || [];
+  const hours = [...new Set(items.map((item) => item.bucket_start))].sort();
+  const lanes = [...new Set(items.filter((item) => item.lane_id && item.passages).map((item) => item.lane_id))].sort();
+  const sum = (hour, field, lane) => items
+    .filter((item) => item.bucket_start === hour && (lane === undefined || item.lane_id === lane))
+    .reduce((total, item) => total + item[field], 0);
+
+  const series = lanes.map((lane) => ({
+    name: lane, type: "bar", stack: "passages", data: hours.map((hour) => sum(hour, "passages", lane)),
   }));
+  series.push(
+    { name: i18n.t("chart.alerts"), type: "line", data: hours.map((hour) => sum(hour, "alerts")) },
+    { name: i18n.t("chart.holds"), type: "line", data: hours.map((hour) => sum(hour, "decisions_hold")) },
+  );
   state.chart.setOption({
     textStyle: { fontFamily: getComputedStyle(document.body).fontFamily },
+    animation: false,
     tooltip: { trigger: "axis" },
     legend: { top: 0 },
-    grid: { left: 40, right: 16, top: 32, bottom: 40 },
-    xAxis: { type: "category", data: hours.map((hour) => hour.slice(5)) },
+    grid: { left: 44, right: 16, top: 36, bottom: 28 },
+    xAxis: { type: "category", data: hours.map(formatHour) },
     yAxis: { type: "value", minInterval: 1, name: i18n.t("overview.per_hour") },
     series,
   }, true);
 }
 
-function renderPassages() {
-  const rows = [...state.feed.passages].reverse();
+function formatHour(value) {
+  return new Intl.DateTimeFormat("zh-CN", { timeZone: state.timezone, hour: "2-digit", minute: "2-digit", hour12: false })
+    .format(new Date(value));
+}
+
+// The visits with the latest activity: each row is the container's latest gate or scanner event.
+async function renderPassages() {
+  const document = await api.searchContainers({ site: state.site, limit: LIVE_PASSAGES });
   fillTable($("overview-passages"), [
-    { title: "col.time", cell: (event) => formatTime(event.occurred_at) },
-    { title: "col.lane", cell: (event) => h("span", { class: "mono" }, event.lane) },
-    { title: "col.device", cell: (event) => h("span", { class: "mono" }, event.device_id) },
-    { title: "col.containers", cell: (event) => (event.container_numbers || []).map((number) => [containerLink(number), " "]) },
-  ], rows);
+    { title: "col.time", cell: (visit) => formatTime(visit.last_event_at) },
+    { title: "col.container", cell: (visit) => containerLink(visit.container_number) },
+    { title: "col.status", cell: (visit) => i18n.label("visit", visit.status) },
+    { title: "col.lane", cell: (visit) => h("span", { class: "mono" }, visit.exit_lane || visit.entry_lane || "–") },
+    { title: "containers.truck", cell: (visit) => visit.truck_plate || "–" },
+    { title: "col.customs_status", cell: (visit) => badge(i18n.label("customs", visit.customs_status), visit.released ? "ok" : "") },
+    { title: "col.flags", cell: (visit) => (visit.flags || []).map((flag) => badge(i18n.label("flag", flag), "warning")) },
+  ], document.items || []);
 }
 
 // ---------------------------------------------------------------- containers
@@ -320,15 +298,16 @@ function containerColumns() {
   ];
 }
 
-// Search by a prefix or a full number. When the API has no search endpoint yet, a
-// full number is looked up directly.
+// Search by the start of a number (owner code, then serial digits). Anything else,
+// such as a raw OCR read with spaces or brackets, is looked up as a whole number,
+// which the API repairs and validates.
 async function searchContainers(query) {
   let items = [];
-  try {
-    const document = await api.searchContainers({ site: state.site, q: query.toUpperCase(), limit: 50 });
+  const prefix = query.toUpperCase().replace(/[\s\-]/g, "");
+  if (/^[A-Z]{1,4}[0-9]{0,7}$/.test(prefix)) {
+    const document = await api.searchContainers({ site: state.site, number_prefix: prefix, limit: 50 });
     items = document.items || [];
-  } catch (error) {
-    if (!(error instanceof ApiError) || ![404, 405].includes(error.status)) throw error;
+  } else {
     const found = await lookUpContainer(query);
     if (found) items = [{ ...found.current, container_number: found.container_number, declaration_number: found.declaration?.declaration_number }];
   }
@@ -345,7 +324,7 @@ async function searchContainers(query) {
 
 async function lookUpContainer(number) {
   try {
-    return await api.container(number);
+    return await api.container(number, { site: state.site });
   } catch (error) {
     if (error instanceof ApiError && [404, 422].includes(error.status)) {
       showBanner(error.message);
@@ -381,29 +360,39 @@ async function showContainer(number) {
     ["containers.previous_visits", container.previous_visits],
   ]);
   $("container-detail").hidden = false;
-  await Promise.all([renderTimeline(number), renderContainerAlerts(number)]);
+  await renderTimeline(container.container_number);
 }
 
 function fillFacts(list, facts) {
   list.replaceChildren(...facts.flatMap(([key, value]) => [h("dt", null, i18n.t(key)), h("dd", null, value)]));
 }
 
+// Show the latest visit's events (at most TIMELINE_PAGES pages) and the alerts of that visit.
 async function renderTimeline(number) {
-  const document = await api.timeline(number);
-  const items = document.items || [];
+  const items = [];
+  let alerts = [];
+  let cursor = null;
+  for (let page = 0; page < TIMELINE_PAGES; page += 1) {
+    const document = await api.timeline(number, { site: state.site, cursor, limit: 200 });
+    items.push(...(document.items || []));
+    if (page === 0) alerts = document.alerts || [];
+    cursor = document.next_cursor;
+    if (!cursor) break;
+  }
   const list = $("timeline");
   list.replaceChildren();
   if (!items.length) list.append(h("li", { class: "muted" }, i18n.t("common.empty")));
   for (const item of items) list.append(timelineEntry(item));
+  fillTable($("detail-alerts"), alertColumns(false), alerts);
 }
 
 function timelineEntry(item) {
-  const reads = collectReads(item.payload || item.envelope?.payload || {});
+  const reads = collectReads(item.payload || {}).map((read) => ({ ...read, normalised: normalisedRead(item.reads || {}, read.path) }));
   const images = reads.filter((read) => read.image_ref).map((read) => read.image_ref);
   for (const ref of item.evidence?.image_refs || []) images.push(ref);
   if (item.image_ref) images.push(item.image_ref);
 
-  return h("li", { dataset: { testid: "timeline-entry", kind: item.kind } },
+  return h("li", { id: `event-${item.event_id}`, dataset: { testid: "timeline-entry", kind: item.kind } },
     h("div", null,
       h("span", { class: "when" }, formatTime(item.occurred_at)),
       h("span", { class: "what" }, i18n.label("kind", item.kind)),
@@ -422,6 +411,23 @@ function imageRef(ref) {
   // Only same-origin paths become links: the page never loads anything from elsewhere.
   if (value.startsWith("/")) return h("a", { href: value, target: "_blank", rel: "noopener", class: "mono" }, value);
   return h("span", { class: "mono", dataset: { testid: "image-ref" } }, value, " ");
+}
+
+// Find the collector's normalised record (the events' "derived" column) for the read
+// at path, where list positions count from 1, and return its value or error code.
+function normalisedRead(derived, path) {
+  const aliases = { container_number: "containers[1]", seal_number: "seal" };
+  let node = derived;
+  for (const step of (aliases[path] || path).split(".")) {
+    const match = /^([a-z_]+)(?:\[(\d+)\])?$/.exec(step);
+    if (!match || !node || typeof node !== "object") return null;
+    // A container's number read is normalised on the container's own record.
+    if (match[1] === "container_number" && node.value !== undefined) continue;
+    node = node[match[1]];
+    if (match[2] !== undefined) node = Array.isArray(node) ? node[Number(match[2]) - 1] : null;
+  }
+  if (!node || typeof node !== "object") return null;
+  return { value: node.value, valid: node.valid, error: node.error || node.reason };
 }
 
 // Every {raw, source} object inside a payload is one sensor read; return them with their path.
@@ -445,15 +451,18 @@ function readsTable(reads) {
   fillTable(table, [
     { title: "col.field", cell: (read) => h("span", { class: "mono" }, read.path) },
     { title: "col.raw", cell: (read) => h("span", { class: "mono" }, read.raw) },
+    { title: "col.value", cell: normalisedCell },
     { title: "col.source", cell: (read) => badge(i18n.label("source", read.source), "info") },
     { title: "col.confidence", cell: (read) => (read.confidence === undefined || read.confidence === null ? "–" : `${Math.round(read.confidence * 100)}%`) },
   ], reads);
   return table;
 }
 
-async function renderContainerAlerts(number) {
-  const document = await api.alerts({ site: state.site, container_number: number, limit: 100 });
-  fillTable($("detail-alerts"), alertColumns(false), document.items || []);
+function normalisedCell(read) {
+  const normalised = read.normalised;
+  if (!normalised) return "–";
+  if (normalised.valid === false) return badge(`${i18n.t("common.invalid")}: ${normalised.error || ""}`, "warning");
+  return h("span", { class: "mono" }, normalised.value ?? "–");
 }
 
 // ---------------------------------------------------------------- declarations
@@ -541,9 +550,26 @@ function alertColumns(withActions) {
 function alertMessage(alert) {
   const evidence = alert.evidence && Object.keys(alert.evidence).length
     ? h("details", null, h("summary", null, i18n.t("containers.evidence")),
+      (alert.evidence.event_ids || []).map((eventId) => evidenceLink(alert, eventId)),
       h("pre", { class: "evidence-json" }, JSON.stringify(alert.evidence, null, 2)))
     : null;
   return [h("span", { dataset: { testid: "alert-message" } }, i18n.message(alert)), evidence];
+}
+
+// An event named in an alert's evidence: scroll to it on the timeline, opening the
+// container's timeline first when it is not on screen.
+function evidenceLink(alert, eventId) {
+  return h("a", {
+    href: alert.container_number ? `#/containers/${alert.container_number}` : "#/alerts",
+    class: "evidence-link mono",
+    onclick: (event) => {
+      const entry = document.getElementById(`event-${eventId}`);
+      if (!entry) return;
+      event.preventDefault();
+      entry.scrollIntoView({ block: "center" });
+      entry.classList.add("highlight");
+    },
+  }, `${i18n.t("containers.event")} ${eventId.slice(0, 8)}`);
 }
 
 function alertHandled(alert) {
@@ -581,22 +607,27 @@ function alertActions(alert) {
 async function renderAlerts() {
   await Promise.all([renderAlertTable(), renderDecisionTable()]);
   state.pollTimer = setInterval(() => {
-    if (!$("reason-dialog").open) renderAlertTable().catch(reportError);
+    if (!$("reason-dialog").open && state.alertRows.length <= ALERT_PAGE) renderAlertTable().catch(reportError);
   }, POLL_INTERVAL_MS);
 }
 
-async function renderAlertTable() {
+// Show the first ALERT_PAGE alerts of the filter; "more" appends the next page.
+async function renderAlertTable(more = false) {
   const container = $("alert-container").value.trim().toUpperCase();
-  const document = await api.alerts({ site: state.site, status: $("alert-status").value, container_number: container, limit: 200 });
-  fillTable($("alert-table"), alertColumns(true), document.items || [], {
+  const params = { site: state.site, status: $("alert-status").value, container_number: container, limit: ALERT_PAGE };
+  if (more) params.cursor = state.alertCursor;
+  const document = await api.alerts(params);
+  state.alertRows = more ? [...state.alertRows, ...(document.items || [])] : document.items || [];
+  state.alertCursor = document.next_cursor;
+  fillTable($("alert-table"), alertColumns(true), state.alertRows, {
     rowAttrs: (alert) => ({ dataset: { testid: "alert-row", alertId: alert.alert_id, rule: alert.rule_code } }),
   });
+  $("alert-more").hidden = !state.alertCursor;
 }
 
 async function renderDecisionTable() {
   const document = await api.decisions({ site: state.site, limit: 100 });
   const items = document.items || [];
-  const overridden = new Set(items.map((item) => item.overrides).filter(Boolean));
   fillTable($("decision-table"), [
     { title: "col.issued_at", cell: (item) => formatTime(item.issued_at) },
     { title: "col.lane", cell: (item) => item.lane_id },
@@ -605,13 +636,13 @@ async function renderDecisionTable() {
     { title: "col.reasons", cell: (item) => (item.reasons || []).map((reason) => h("div", null, i18n.message(reason))) },
     { title: "col.valid_until", cell: (item) => formatTime(item.valid_until) },
     { title: "col.issued_by", cell: (item) => item.issued_by || "Kouan" },
-    { title: "col.actions", cell: (item) => decisionActions(item, overridden) },
+    { title: "col.actions", cell: decisionActions },
   ], items, { rowAttrs: (item) => ({ dataset: { testid: "decision-row", commandId: item.command_id } }) });
 }
 
-function decisionActions(item, overridden) {
+function decisionActions(item) {
   if (item.decision !== "hold") return "";
-  if (overridden.has(item.command_id)) return badge(i18n.t("decisions.overridden"), "ok");
+  if (item.overridden_by) return badge(i18n.t("decisions.overridden"), "ok");
   if (!may("decisions:override")) return "";
   return h("button", {
     type: "button", dataset: { testid: "decision-override" },
@@ -644,8 +675,9 @@ async function submitReason(event) {
     return;
   }
   $("reason-submit").disabled = true;
+  let result;
   try {
-    await dialog.pendingAction(reason);
+    result = await dialog.pendingAction(reason);
   } catch (failure) {
     error.textContent = failure.message;
     error.hidden = false;
@@ -654,6 +686,8 @@ async function submitReason(event) {
     $("reason-submit").disabled = false;
   }
   dialog.close();
+  // The override is stored, but the lane did not receive it: the officer must act at the lane.
+  if (result && result.published === false) showBanner(i18n.t("decisions.not_published"));
   await Promise.all([renderAlertTable(), renderDecisionTable()]).catch(reportError);
 }
 
@@ -670,8 +704,8 @@ async function renderHealth() {
   fillTable($("device-table"), [
     { title: "col.device", cell: (device) => h("span", { class: "mono" }, device.device_id) },
     { title: "col.lane", cell: (device) => device.lane_id || "–" },
-    { title: "col.kind_device", cell: (device) => device.kind },
-    { title: "col.health", cell: (device) => { const health = deviceHealth(device); return badge(i18n.t(`health.${health}`), health); } },
+    { title: "col.kind_device", cell: (device) => i18n.label("devkind", device.kind) },
+    { title: "col.health", cell: (device) => badge(i18n.label("health", device.health), device.health) },
     { title: "col.last_seen", cell: (device) => formatTime(device.last_seen_at) },
     { title: "col.last_seq", cell: (device) => device.last_seq ?? "–" },
     { title: "col.seq_gaps", cell: (device) => device.seq_gaps ?? "–" },
@@ -679,16 +713,6 @@ async function renderHealth() {
     { title: "col.outbox", cell: outboxText },
     { title: "col.enabled", cell: (device) => i18n.t(device.enabled === false ? "no" : "yes") },
   ], devices.items || [], { rowAttrs: (device) => ({ dataset: { testid: "device-row", deviceId: device.device_id } }) });
-}
-
-// A device is offline when its retained status (or its will) says so, silent when
-// nothing arrived for DEVICE_SILENT_AFTER_MS, online otherwise.
-function deviceHealth(device) {
-  const status = device.status || {};
-  if ((device.state || status.state) === "offline" || device.online === false) return "offline";
-  const lastSeen = Date.parse(device.last_seen_at || device.status_at || "");
-  if (Number.isNaN(lastSeen) || Date.now() - lastSeen > DEVICE_SILENT_AFTER_MS) return "stale";
-  return "online";
 }
 
 function outboxText(device) {
@@ -735,6 +759,7 @@ function start() {
   });
   $("alert-status").addEventListener("change", () => renderAlertTable().catch(reportError));
   $("alert-refresh").addEventListener("click", () => renderAlertTable().catch(reportError));
+  $("alert-more").addEventListener("click", () => renderAlertTable(true).catch(reportError));
   $("reason-form").addEventListener("submit", submitReason);
   $("reason-cancel").addEventListener("click", () => $("reason-dialog").close());
   window.addEventListener("hashchange", route);
