@@ -23,6 +23,10 @@ app.add_typer(db_app, name="db")
 app.add_typer(device_app, name="device")
 audit_app = typer.Typer(help="The hash-chained audit log of human actions.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
+user_app = typer.Typer(help="API users (people who log in).", no_args_is_help=True)
+apikey_app = typer.Typer(help="API keys for integrators' systems.", no_args_is_help=True)
+app.add_typer(user_app, name="user")
+app.add_typer(apikey_app, name="apikey")
 
 console = Console(stderr=True)
 
@@ -119,6 +123,77 @@ def device_add(
         f"Device {identity.device_id} provisioned at site {identity.site_id}; "
         f"key and broker credentials in {settings.home / 'devices' / device_id}"
     )
+
+
+def _operator() -> str:
+    """The audit log actor for accounts managed from the command line."""
+    import getpass
+
+    return f"cli:{getpass.getuser()}"
+
+
+@user_app.command("add")
+def user_add(
+    username: Annotated[str, typer.Argument(help="Login name")],
+    role: Annotated[str, typer.Option(help="customs_officer, supervisor, integrator, auditor or admin")],
+    site: Annotated[list[str], typer.Option(help="Site the user may see; repeat for several")],
+    password: Annotated[
+        str,
+        typer.Option(prompt=True, hide_input=True, confirmation_prompt=True, help="At least 10 characters"),
+    ],
+    name: Annotated[str | None, typer.Option(help="Display name")] = None,
+) -> None:
+    """Create a user, or replace an existing user's password, role and sites."""
+    import psycopg
+
+    from api.security.accounts import AccountError, add_user
+
+    configure_logging()
+    with psycopg.connect(CommonSettings().database_url, autocommit=True) as conn:
+        try:
+            add_user(conn, username, password, role, site, actor=_operator(), display_name=name)
+        except AccountError as exc:
+            console.print(f"[red]{exc}[/red]")
+            raise typer.Exit(2) from exc
+    console.print(f"User {username} ({role}) may log in for site {', '.join(site)}")
+
+
+@apikey_app.command("create")
+def apikey_create(
+    name: Annotated[str, typer.Argument(help="Name of the system using the key, e.g. tos-adapter")],
+    role: Annotated[str, typer.Option(help="Usually integrator")],
+    site: Annotated[list[str], typer.Option(help="Site the key may see; repeat for several")],
+) -> None:
+    """Create an API key and print it once on stdout; only its hash is stored."""
+    import psycopg
+
+    from api.security.accounts import AccountError, create_api_key
+
+    configure_logging()
+    with psycopg.connect(CommonSettings().database_url, autocommit=True) as conn:
+        try:
+            key = create_api_key(conn, name, role, site, actor=_operator())
+        except AccountError as exc:
+            console.print(f"[red]{exc}[/red]")
+            raise typer.Exit(2) from exc
+    console.print(f"API key {name} ({role}) for site {', '.join(site)}; it is shown only now:")
+    print(key)
+
+
+@apikey_app.command("revoke")
+def apikey_revoke(name: Annotated[str, typer.Argument(help="Name given at creation")]) -> None:
+    """Revoke an API key at once; requests with it get 401."""
+    import psycopg
+
+    from api.security.accounts import revoke_api_key
+
+    configure_logging()
+    with psycopg.connect(CommonSettings().database_url, autocommit=True) as conn:
+        revoked = revoke_api_key(conn, name, actor=_operator())
+    if not revoked:
+        console.print(f"[red]No active API key named {name}[/red]")
+        raise typer.Exit(2)
+    console.print(f"API key {name} revoked")
 
 
 @app.command()

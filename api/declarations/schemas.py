@@ -3,7 +3,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from api.params import Moment, Reason
 
 DeclarationStatus = Literal["declared", "inspection_ordered", "released", "held", "cancelled"]
 
@@ -31,7 +33,7 @@ class DeclarationPut(BaseModel):
         default=None, description="统一社会信用代码 of the consignee or consignor"
     )
     consignee_name: Annotated[str, StringConstraints(max_length=200)] | None = None
-    declared_at: AwareDatetime | None = None
+    declared_at: Moment | None = None
     containers: Annotated[list[DeclaredContainerIn], Field(min_length=1, max_length=500)]
 
 
@@ -60,3 +62,24 @@ class DeclarationPublic(BaseModel):
     version: int
     containers: list[DeclaredContainerPublic]
     counts: dict[str, int] = Field(description="containers arrived, scanned, exited and missing")
+
+
+class DeclarationStatusChange(BaseModel):
+    """A status change on the declaration's lifecycle, with the reason recorded in the audit log."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    status: DeclarationStatus
+    reason: Reason
+
+
+class DeclarationSummary(BaseModel):
+    declaration_number: str
+    site_id: str
+    customs_district: str
+    direction: str
+    status: DeclarationStatus
+    declared_at: datetime
+    status_changed_at: datetime
+    version: int
+    containers: int

@@ -10,9 +10,11 @@ from psycopg import Connection
 from psycopg.types.json import Jsonb
 
 from api.declarations.schemas import DeclarationPut
-from api.errors import ApiError, NotFound
+from api.errors import ApiError, Conflict, NotFound
+from api.pagination import decode_cursor, paginate
+from api.security.auth import Principal
 from collector.correlation.shell import reevaluate_containers
-from kouan import identifiers
+from kouan import audit, identifiers
 
 logger = logging.getLogger(__name__)
 
@@ -88,14 +90,41 @@ def normalise(number: str, body: DeclarationPut) -> tuple[identifiers.Declaratio
     return parsed, document
 
 
-def put_declaration(conn: Connection, number: str, body: DeclarationPut) -> tuple[bool, int]:
-    """Create or update a declaration; return (changed, version)."""
+# Status lifecycle: from each status, the statuses a declaration may move to. A
+# cancelled declaration is final.
+TRANSITIONS: dict[str, frozenset[str]] = {
+    "declared": frozenset({"inspection_ordered", "released", "held", "cancelled"}),
+    "inspection_ordered": frozenset({"released", "held", "cancelled"}),
+    "held": frozenset({"inspection_ordered", "released", "cancelled"}),
+    "released": frozenset({"held", "cancelled"}),
+    "cancelled": frozenset(),
+}
+
+
+def check_transition(number: str, current: str, new: str) -> None:
+    if new == current or new in TRANSITIONS[current]:
+        return
+    raise Conflict(
+        "invalid_status_transition",
+        f"Declaration {number} cannot go from {current} to {new}.",
+        f"报关单 {number} 的状态不能从 {current} 变更为 {new}。",
+    )
+
+
+def put_declaration(
+    conn: Connection, principal: Principal, number: str, body: DeclarationPut
+) -> tuple[bool, int]:
+    """Create or update a declaration and audit the change; return (changed, version).
+
+    A site the caller cannot see is reported as unregistered, and a declaration of
+    such a site as not found.
+    """
     parsed, document = normalise(number, body)
     now = datetime.now(UTC)
 
     with conn.transaction():
         site = conn.execute("SELECT 1 FROM sites WHERE site_id = %s", (body.site_id,)).fetchone()
-        if site is None:
+        if site is None or not principal.sees(body.site_id):
             raise ApiError(
                 422,
                 "unknown_site",
@@ -104,11 +133,16 @@ def put_declaration(conn: Connection, number: str, body: DeclarationPut) -> tupl
             )
 
         row = conn.execute(
-            "SELECT document, version, status FROM declarations WHERE declaration_number = %s FOR UPDATE",
+            "SELECT document, version, status, site_id FROM declarations "
+            "WHERE declaration_number = %s FOR UPDATE",
             (parsed.value,),
         ).fetchone()
+        if row is not None and not principal.sees(row[3]):
+            raise NotFound("Declaration", "报关单", parsed.value)
         if row is not None and row[0] == document:
             return False, row[1]
+        if row is not None:
+            check_transition(parsed.value, row[2], body.status)
 
         old_containers = [] if row is None else [item["container_number"] for item in row[0]["containers"]]
         version = 1 if row is None else row[1] + 1
@@ -165,12 +199,28 @@ def put_declaration(conn: Connection, number: str, body: DeclarationPut) -> tupl
             )
         numbers = sorted({*old_containers, *(item["container_number"] for item in document["containers"])})
         reevaluate_containers(conn, body.site_id, numbers)
+        if row is not None and row[3] != body.site_id:
+            reevaluate_containers(conn, row[3], numbers)
+        audit.append(
+            conn,
+            principal.actor,
+            "declaration.put",
+            f"declaration:{parsed.value}",
+            site_id=body.site_id,
+            details={
+                "version": version,
+                "status": body.status,
+                "previous_status": None if row is None else row[2],
+                "containers": [item["container_number"] for item in document["containers"]],
+            },
+        )
 
     logger.info("Declaration %s version %d stored (%s)", parsed.value, version, body.status)
     return True, version
 
 
-def get_declaration(conn: Connection, number: str) -> dict[str, Any]:
+def get_declaration(conn: Connection, principal: Principal, number: str) -> dict[str, Any]:
+    """A declaration with the visit of each of its containers: its completeness view."""
     try:
         parsed = identifiers.parse_declaration_number(number)
     except identifiers.DeclarationNumberError as exc:
@@ -184,7 +234,7 @@ def get_declaration(conn: Connection, number: str) -> dict[str, Any]:
         """,
         (parsed.value,),
     ).fetchone()
-    if row is None:
+    if row is None or not principal.sees(row[1]):
         raise NotFound("Declaration", "报关单", parsed.value)
 
     keys = (
@@ -241,3 +291,108 @@ def get_declaration(conn: Connection, number: str) -> dict[str, Any]:
         "missing": sum(1 for item in items if item["visit_status"] is None),
     }
     return declaration
+
+
+def change_status(
+    conn: Connection, principal: Principal, number: str, status: str, reason: str
+) -> dict[str, Any]:
+    """Move a declaration along its status lifecycle, re-evaluate its containers and audit it."""
+    try:
+        parsed = identifiers.parse_declaration_number(number)
+    except identifiers.DeclarationNumberError as exc:
+        raise _identifier_error("declaration_number", exc) from exc
+
+    with conn.transaction():
+        row = conn.execute(
+            "SELECT site_id, status, document FROM declarations WHERE declaration_number = %s FOR UPDATE",
+            (parsed.value,),
+        ).fetchone()
+        if row is None or not principal.sees(row[0]):
+            raise NotFound("Declaration", "报关单", parsed.value)
+        site_id, current, document = row
+        check_transition(parsed.value, current, status)
+        if status != current:
+            conn.execute(
+                """
+                UPDATE declarations SET status = %s, status_changed_at = now(), updated_at = now(),
+                       version = version + 1, document = %s
+                WHERE declaration_number = %s
+                """,
+                (status, Jsonb({**document, "status": status}), parsed.value),
+            )
+            numbers = [item["container_number"] for item in document["containers"]]
+            reevaluate_containers(conn, site_id, numbers)
+            audit.append(
+                conn,
+                principal.actor,
+                "declaration.status",
+                f"declaration:{parsed.value}",
+                site_id=site_id,
+                reason=reason,
+                details={"status": status, "previous_status": current},
+            )
+            logger.info(
+                "Declaration %s status %s -> %s by %s", parsed.value, current, status, principal.actor
+            )
+    return get_declaration(conn, principal, parsed.value)
+
+
+LIST_TAG = "declarations"
+
+
+def list_declarations(
+    conn: Connection,
+    sites: list[str],
+    *,
+    status: str | None,
+    container_number: str | None,
+    since: datetime | None,
+    limit: int,
+    cursor: str | None,
+) -> dict[str, Any]:
+    """Declarations of the caller's sites, latest status change first, with their counts."""
+    after = decode_cursor(LIST_TAG, cursor, (datetime, str))
+    clauses = ["d.site_id = ANY(%(sites)s)"]
+    params: dict[str, Any] = {"sites": sites, "limit": limit + 1}
+    if status is not None:
+        clauses.append("d.status = %(status)s")
+        params["status"] = status
+    if container_number is not None:
+        clauses.append(
+            "d.declaration_number IN (SELECT declaration_number FROM declaration_containers "
+            "WHERE container_number = %(container)s)"
+        )
+        params["container"] = container_number
+    if since is not None:
+        clauses.append("d.status_changed_at >= %(since)s")
+        params["since"] = since
+    if after is not None:
+        clauses.append("(d.status_changed_at, d.declaration_number) < (%(after_at)s, %(after_number)s)")
+        params.update(after_at=after[0], after_number=after[1])
+
+    rows = conn.execute(
+        f"""
+        SELECT d.declaration_number, d.site_id, d.customs_district, d.direction, d.status,
+               d.declared_at, d.status_changed_at, d.version,
+               (SELECT count(*) FROM declaration_containers dc
+                WHERE dc.declaration_number = d.declaration_number) AS containers
+        FROM declarations d WHERE {" AND ".join(clauses)}
+        ORDER BY d.status_changed_at DESC, d.declaration_number DESC LIMIT %(limit)s
+        """,
+        params,
+    ).fetchall()
+    keys = (
+        "declaration_number",
+        "site_id",
+        "customs_district",
+        "direction",
+        "status",
+        "declared_at",
+        "status_changed_at",
+        "version",
+        "containers",
+    )
+    items = [dict(zip(keys, row, strict=True)) for row in rows]
+    return paginate(
+        items, limit, LIST_TAG, lambda item: [item["status_changed_at"], item["declaration_number"]]
+    )
