@@ -111,3 +111,95 @@ def test_edge_killed_mid_burst_stores_every_accepted_event_once(stack, db, site_
     assert set(accepted_before_kill) <= set(stored_seqs(db, identity.device_id))
     assert duplicate_rows(db, identity.device_id) == 0
     assert restarted.status()["last_seq"] == outbox_accepted
+
+
+def test_collector_killed_mid_burst_stores_every_event_once(stack, db, site_id, make_device, processes, start_edge):
+    identity = make_device(site_id, "IN01")
+    collector = start_collector(processes, site_id, 1)
+    edge = start_edge(identity.device_id)
+    edge.wait_online()
+
+    burst = Burst(edge.port, limit=600).start()
+    wait_for(lambda: stored_count(db, identity.device_id) >= 100, timeout=60)
+    kill_process(collector)
+    stored_at_kill = stored_count(db, identity.device_id)
+    burst._thread.join(timeout=120)
+    start_collector(processes, site_id, 1)
+    wait_for(lambda: edge.status()["outbox_depth"] == 0, timeout=120)
+
+    published = len(burst.accepted)
+    assert published == 600
+    assert stored_at_kill < published
+    assert stored_count(db, identity.device_id) == published
+    assert stored_seqs(db, identity.device_id) == list(range(1, published + 1))
+    assert duplicate_rows(db, identity.device_id) == 0
+    assert edge.status()["outbox_depth"] == 0
+
+
+def test_full_outbox_rejects_overflow_and_raises_alert(stack, db, site_id, make_device, processes, start_edge):
+    identity = make_device(site_id, "IN01")
+    edge = start_edge(identity.device_id, outbox_capacity=25, status_interval_s=1)
+    edge.wait_online()
+
+    answers = [post_frame(edge.port, scan_frame(number)) for number in range(40)]
+    accepted = [body["seq"] for status, body in answers if status == 201]
+    rejected = [body for status, body in answers if status == 503]
+    time.sleep(1.5)  # one status interval: the status message now reports the rejections
+    start_collector(processes, site_id, 1)
+    wait_for(lambda: stored_count(db, identity.device_id) == 25, timeout=60)
+    alert = wait_for(
+        lambda: db.execute(
+            "SELECT severity, evidence, message_zh FROM alerts WHERE rule_code = 'outbox_full' AND device_id = %s",
+            (identity.device_id,),
+        ).fetchone(),
+        timeout=30,
+    )
+
+    assert accepted == list(range(1, 26))
+    assert len(rejected) == 15
+    assert {body["error"] for body in rejected} == {"outbox_full"}
+    assert stored_seqs(db, identity.device_id) == list(range(1, 26))
+    assert alert[0] == "critical"
+    assert alert[1]["outbox_rejected"] == 15
+    assert alert[1]["outbox_capacity"] == 25
+    assert "已拒收 15 条" in alert[2]
+    wait_for(lambda: edge.status()["outbox_depth"] == 0, timeout=30)
+    status, body = post_frame(edge.port, scan_frame(99))
+    assert status == 201
+    assert body["seq"] == 26
+
+
+@pytest.mark.slow
+def test_broker_down_two_minutes_delivers_all_in_order(stack, db, site_id, make_device, processes, start_edge):
+    identity = make_device(site_id, "IN01")
+    start_collector(processes, site_id, 1)
+    edge = start_edge(identity.device_id)
+    edge.wait_online()
+    burst = Burst(edge.port, interval_s=0.1).start()
+    wait_for(lambda: stored_count(db, identity.device_id) >= 20, timeout=30)
+
+    manager._stop_mosquitto(stack)
+    stopped_at = time.monotonic()
+    accepted_at_stop = len(burst.accepted)
+    wait_for(lambda: edge.status()["state"] == "offline", timeout=30)
+    time.sleep(max(0.0, 120 - (time.monotonic() - stopped_at)))
+    accepted_during_outage = len(burst.accepted) - accepted_at_stop
+    stored_during_outage = stored_count(db, identity.device_id)
+    manager.up(stack)
+    time.sleep(5)
+    burst.stop()
+    published = len(burst.accepted)
+    wait_for(lambda: edge.status()["outbox_depth"] == 0, timeout=120)
+    wait_for(lambda: stored_count(db, identity.device_id) == published, timeout=30)
+
+    assert accepted_during_outage >= 600
+    assert stored_during_outage < published
+    assert burst.accepted == list(range(1, published + 1))
+    assert stored_seqs(db, identity.device_id) == list(range(1, published + 1))
+    assert seqs_by_arrival(db, identity.device_id) == list(range(1, published + 1))
+    assert duplicate_rows(db, identity.device_id) == 0
+    gaps = db.execute(
+        "SELECT count(*) FROM alerts WHERE rule_code = 'seq_gap' AND device_id = %s", (identity.device_id,)
+    ).fetchone()[0]
+    assert gaps == 0
+    assert edge.status()["connects"] >= 2
