@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -21,7 +22,9 @@ logger = logging.getLogger(__name__)
 console = Console()
 
 
-def _spawn(args: list[str], log_name: str, home) -> subprocess.Popen:  # noqa: ANN001
+def _spawn(  # noqa: ANN001
+    args: list[str], log_name: str, home, env: dict[str, str] | None = None
+) -> subprocess.Popen:
     log_dir = home / "log"
     log_dir.mkdir(parents=True, exist_ok=True)
     handle = open(log_dir / log_name, "ab")  # noqa: SIM115 - kept open for the child's lifetime
@@ -30,7 +33,36 @@ def _spawn(args: list[str], log_name: str, home) -> subprocess.Popen:  # noqa: A
         stdout=handle,
         stderr=subprocess.STDOUT,
         start_new_session=True,
+        env={**os.environ, **(env or {})},
     )
+
+
+# The site of the peak_morning scenario that the demo simulates.
+DEMO_SITES = (("CNSHA-YS", "洋山港区", "CNSHA", "2248"),)
+DEMO_KEY_NAME = "demo-simulator"
+DEMO_USERNAME = "demo"
+
+
+def _demo_accounts(database_url: str) -> tuple[str, str]:
+    """Create the simulator's integrator key and the demo officer login; return (key, password).
+
+    Both are made anew on every demo start, so a key or password printed by an
+    earlier run stops working.
+    """
+    from api.security.accounts import add_user, create_api_key, revoke_api_key
+    from kouan.devices import ensure_site
+
+    site_ids = [site[0] for site in DEMO_SITES]
+    password = secrets.token_urlsafe(12)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        for site_id, name, locode, district in DEMO_SITES:
+            ensure_site(conn, site_id, name, locode, district)
+        revoke_api_key(conn, DEMO_KEY_NAME, actor="demo")
+        key = create_api_key(conn, DEMO_KEY_NAME, "integrator", site_ids, actor="demo")
+        add_user(
+            conn, DEMO_USERNAME, password, "customs_officer", site_ids, actor="demo", display_name="演示关员"
+        )
+    return key, password
 
 
 def _wait_for_api(url: str, timeout_s: float = 60.0) -> None:
@@ -61,6 +93,7 @@ def run_demo(trucks: int) -> int:
     console.print("[bold]Kouan demo[/bold]: starting the embedded stack ...")
     up(stack)
     migrate(stack.database_url)
+    api_key, password = _demo_accounts(stack.database_url)
     children: list[subprocess.Popen] = []
     interrupted = False
 
@@ -76,14 +109,18 @@ def run_demo(trucks: int) -> int:
         _wait_for_api(api_url)
         children.append(
             _spawn(
-                ["simulate", "--trucks", str(trucks), "--api-url", api_url], "simulator.log", settings.home
+                ["simulate", "--trucks", str(trucks), "--api-url", api_url],
+                "simulator.log",
+                settings.home,
+                env={"KOUAN_API_KEY": api_key},
             )
         )
         console.print(
             f"\n  API:        {api_url}/api/v1  (OpenAPI: {api_url}/docs)\n"
             f"  Health:     {api_url}/healthz\n"
+            f"  Dashboard:  {api_url}/dashboard/  login: {DEMO_USERNAME} / {password} (customs officer)\n"
             f"  Logs:       {settings.home / 'log'}\n"
-            f"  Try:        curl -s {api_url}/api/v1/containers/<number>\n"
+            f"  Try:        curl -s -H 'X-API-Key: {api_key}' {api_url}/api/v1/declarations\n"
             "  Stop:       Ctrl-C stops everything this demo started\n"
         )
         started = time.monotonic()
