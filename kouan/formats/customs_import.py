@@ -66,7 +66,7 @@ def import_edifact(conn: Connection, data: bytes, site_id: str, zone: ZoneInfo) 
                 _import_cusres(conn, message, zone, report)
             else:
                 report.problems.append({**where, "code": "unsupported_message", "detail": f"{message.message_type} is not CUSDEC or CUSRES"})
-        except (ValidationError, customs_json.CustomsJsonError, DeclarationNotFound, Exception) as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 (_failure re-raises what it does not describe)
             report.problems.append({**where, **_failure(exc)})
     return report
 
@@ -75,13 +75,14 @@ def _import_cusdec(conn: Connection, message: edifact.Message, site_id: str, zon
     if not message.sound:
         raise customs_json.CustomsJsonError("envelope", f"CUSDEC {message.reference} is not stored: its envelope has problems")
     declaration = read_cusdec(message, zone)
+    customs_json.entry_id(declaration.number, "BGM document number")
     changed, version = store_declaration(conn, declaration.number, to_declaration_body(declaration, site_id))
     report.declarations.append((identifiers.parse_declaration_number(declaration.number).value, version))
 
 
 def _import_cusres(conn: Connection, message: edifact.Message, zone: ZoneInfo, report: ImportReport) -> None:
     response = read_cusres(message, zone)
-    number = customs_json.entry_id(response.reference, f"CUSRES {message.reference} BGM document number")
+    number = customs_json.entry_id(response.reference, "BGM document number")
     document = {
         "message_ref": response.message_ref,
         "document_code": response.document_code,

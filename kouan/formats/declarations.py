@@ -47,12 +47,25 @@ class AppliedResponse:
     version: int
 
 
-def store_declaration(conn: Connection, number: str, body: dict[str, Any]) -> tuple[bool, int]:
+# The audit log names this actor for declarations and status changes from files.
+IMPORT_ACTOR = "kouan-import"
+
+
+def _principal(site_id: str, actor: str) -> Any:
+    """The identity a file import acts as: an integrator of the one site it imports for."""
+    from api.security.auth import Principal
+
+    return Principal("user", actor, "integrator", frozenset({site_id}))
+
+
+def store_declaration(
+    conn: Connection, number: str, body: dict[str, Any], actor: str = IMPORT_ACTOR
+) -> tuple[bool, int]:
     """Validate and store a declaration as ``PUT /api/v1/declarations/{number}`` does."""
     from api.declarations.schemas import DeclarationPut
     from api.declarations.service import put_declaration
 
-    return put_declaration(conn, number, DeclarationPut.model_validate(body))
+    return put_declaration(conn, _principal(body["site_id"], actor), number, DeclarationPut.model_validate(body))
 
 
 def apply_response(
@@ -65,10 +78,11 @@ def apply_response(
     message_ref: str | None,
     document: dict[str, Any],
     envelope_sound: bool = True,
+    actor: str = IMPORT_ACTOR,
 ) -> AppliedResponse:
-    """Move a declaration through its lifecycle and record the response."""
-    from api.declarations.schemas import DeclarationPut
-    from api.declarations.service import put_declaration
+    """Move a declaration through its lifecycle, record other holds and the response itself."""
+    from api.declarations.service import change_status
+    from api.errors import ApiError
     from collector.correlation.shell import reevaluate_containers
 
     exists = conn.execute("SELECT 1 FROM declarations WHERE declaration_number = %s", (number,)).fetchone()
@@ -77,26 +91,27 @@ def apply_response(
         raise DeclarationNotFound(number)
 
     with conn.transaction():
-        row = conn.execute(
+        site_id, status, held_by, stored, version = conn.execute(
             "SELECT site_id, status, other_holds, document, version FROM declarations WHERE declaration_number = %s FOR UPDATE",
             (number,),
         ).fetchone()
-        site_id, status, held_by, stored, version = row
-
         target, reason = _target_status(status, lifecycle, envelope_sound)
         holds = sorted({*held_by, *other_holds})
         if holds != sorted(held_by):
             conn.execute("UPDATE declarations SET other_holds = %s, updated_at = now() WHERE declaration_number = %s", (holds, number))
-        changed = False
+
         if target != status:
-            body = {key: stored[key] for key in ("site_id", "direction", "consignee_code", "consignee_name", "declared_at", "containers")}
-            changed, version = put_declaration(conn, number, DeclarationPut.model_validate({**body, "status": target}))
-        if not changed:
+            try:
+                version = change_status(conn, _principal(site_id, actor), number, target, f"{source_format} {message_ref}: {reason}")["version"]
+            except ApiError as exc:
+                target, reason = status, exc.message_en
+        if target == status:
             reevaluate_containers(conn, site_id, [item["container_number"] for item in stored["containers"]])
-        _record(conn, number, lifecycle, other_holds, target, target != status or holds != sorted(held_by), reason, source_format, message_ref, document)
+        applied = target != status or holds != sorted(held_by)
+        _record(conn, number, lifecycle, other_holds, target, applied, reason, source_format, message_ref, document)
 
     logger.info("Declaration %s: %s response %s -> status %s, other holds %s", number, source_format, message_ref, target, holds)
-    return AppliedResponse(number, target, holds, target != status, reason, version)
+    return AppliedResponse(number, target, holds, applied, reason, version)
 
 
 def _target_status(current: str, lifecycle: str | None, envelope_sound: bool) -> tuple[str, str]:

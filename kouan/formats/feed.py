@@ -105,4 +105,5 @@ def _read_edifact(text: str, digest: str, default_zone: str, sender_zones: dict[
         for occurred_at, payload in moves.moves:
             payload["source"]["file_sha256"] = digest
             feed.moves.append((occurred_at, payload))
+    feed.problems.sort(key=lambda problem: problem.get("segment") or 0)
     return feed
