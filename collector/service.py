@@ -361,7 +361,7 @@ class Collector:
             rows = conn.execute(
                 """
                 SELECT v.site_id, v.container_number FROM container_visits v
-                WHERE v.exited_at IS NULL AND v.first_seen_at < %(now)s - make_interval(hours => %(hours)s)
+                WHERE v.exited_at IS NULL AND v.first_seen_at < %(now)s - make_interval(secs => %(limit_s)s)
                   AND (%(site)s = '+' OR v.site_id = %(site)s)
                   AND NOT EXISTS (SELECT 1 FROM alerts a WHERE a.subject_kind = 'visit'
                                   AND a.subject_id = v.visit_id::text AND a.rule_code = 'dwell_exceeded')
@@ -369,7 +369,7 @@ class Collector:
                 """,
                 {
                     "now": now,
-                    "hours": self.settings.dwell_limit_hours,
+                    "limit_s": self.settings.dwell_limit_hours * 3600,
                     "site": self.settings.site_filter,
                     "limit": DWELL_SWEEP_BATCH,
                 },

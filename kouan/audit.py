@@ -92,7 +92,9 @@ def verify(conn: Connection) -> ChainReport:
     """Recompute every hash in order; report the first record that does not match."""
     prev_hash: bytes | None = None
     count = 0
-    with conn.cursor(name="audit_verify") as cursor:
+    # A named (server-side) cursor streams the log and needs a transaction block,
+    # also on an autocommit connection.
+    with conn.transaction(), conn.cursor(name="audit_verify") as cursor:
         cursor.execute(
             "SELECT audit_id, recorded_at, actor, action, subject, site_id, reason, details, prev_hash, hash "
             "FROM audit_log ORDER BY audit_id"

@@ -93,7 +93,13 @@ class VisitFacts:
 
 
 def evaluate_visit_rules(facts: VisitFacts, settings: RuleSettings) -> tuple[Finding, ...]:
-    """Return the findings of every visit rule whose condition holds, in rule order."""
+    """Return the findings of every visit rule whose condition holds, in rule order.
+
+    A visit whose every read was corrected to another container number has no
+    observations left and raises nothing.
+    """
+    if not facts.observations:
+        return ()
     found = []
     for check in VISIT_CHECKS:
         finding = check(facts, settings)
