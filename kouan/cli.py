@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -13,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from kouan.settings import CommonSettings
+from simulators.cli import simulate_app
 
 app = typer.Typer(help="Kouan (口岸): port-of-entry supervision.", no_args_is_help=True)
 stack_app = typer.Typer(help="The embedded Mosquitto and PostgreSQL/TimescaleDB.", no_args_is_help=True)
@@ -21,6 +21,7 @@ device_app = typer.Typer(help="Device provisioning.", no_args_is_help=True)
 app.add_typer(stack_app, name="stack")
 app.add_typer(db_app, name="db")
 app.add_typer(device_app, name="device")
+app.add_typer(simulate_app, name="simulate")
 audit_app = typer.Typer(help="The hash-chained audit log of human actions.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
 user_app = typer.Typer(help="API users (people who log in).", no_args_is_help=True)
@@ -228,31 +229,6 @@ def api(
 
     configure_logging()
     uvicorn.run("api.main:create_app", factory=True, host=host, port=port, log_level="info")
-
-
-@app.command()
-def simulate(
-    api_url: Annotated[str, typer.Option(help="Base URL of the Kouan API")] = "http://127.0.0.1:8640",
-    trucks: Annotated[int, typer.Option(help="Trucks to send through the gate")] = 800,
-    speed: Annotated[float, typer.Option(help="Simulated seconds per real second")] = 600.0,
-    seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same run")] = 1,
-    site: Annotated[str, typer.Option(help="Site id")] = "CNSHA-YS",
-    truth: Annotated[Path | None, typer.Option(help="Write the ground truth to this JSON file")] = None,
-) -> None:
-    """Simulate a port day: trucks, containers and declarations through real edge agents."""
-    from simulators.portday import run_port_day
-
-    configure_logging()
-    summary = run_port_day(
-        CommonSettings(),
-        api_url=api_url,
-        trucks=trucks,
-        speed=speed,
-        seed=seed,
-        site_id=site,
-        truth_path=truth,
-    )
-    print(summary)
 
 
 @app.command()

@@ -109,7 +109,7 @@ def run_demo(trucks: int) -> int:
         _wait_for_api(api_url)
         children.append(
             _spawn(
-                ["simulate", "--trucks", str(trucks), "--api-url", api_url],
+                ["simulate", "run", "peak_morning", "--trucks", str(trucks), "--api-url", api_url],
                 "simulator.log",
                 settings.home,
                 env={"KOUAN_API_KEY": api_key},

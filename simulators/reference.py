@@ -11,7 +11,12 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from kouan.identifiers import iso6346_check_digit, uscc_check_character
+from kouan.identifiers import (
+    ContainerNumberError,
+    iso6346_check_digit,
+    parse_container_number,
+    uscc_check_character,
+)
 
 # (owner code, operator) pairs; every code ends in U (freight container).
 OWNER_CODES: tuple[tuple[str, str], ...] = (
@@ -153,3 +158,68 @@ def enterprises(rng: random.Random) -> list[Enterprise]:
         Enterprise(name, credit_code(rng, region))
         for name, region in zip(ENTERPRISE_NAMES, REGION_CODES, strict=True)
     ]
+
+
+def eseal_number(rng: random.Random) -> str:
+    """An e-seal id in the shape a DataSeal-class reader prints: 4 letters and 8 digits.
+
+    ISO 18185 builds the id from the manufacturer id and the tag serial; the
+    Hi-G-Tek DataReader manual prints it as e.g. "QWER85723456".
+    """
+    letters = "".join(rng.choice("ABCDEFGHJKLMNPRSTUVWXYZ") for _ in range(4))
+    return f"{letters}{rng.randrange(10**8):08d}"
+
+
+# Glyphs gate OCR confuses, as reported for PaddleOCR, Umi-OCR and ML Kit: 0/O/D,
+# 1/I/L, 5/S, 8/B, 2/Z and 6/G. Each pair maps the true character to the misread one.
+OCR_CONFUSIONS: dict[str, str] = {
+    "0": "OD",
+    "1": "IL",
+    "5": "S",
+    "8": "B",
+    "2": "Z",
+    "6": "G",
+    "O": "0",
+    "I": "1",
+    "S": "5",
+    "B": "8",
+    "Z": "2",
+    "G": "6",
+    "D": "0",
+}
+
+
+@dataclass(frozen=True)
+class Misread:
+    raw: str
+    outcome: str  # "repaired": the collector recovers the true number; "unreadable": it cannot
+
+
+def misread_container(rng: random.Random, number: str, outcome: str | None = None) -> Misread | None:
+    """Return an OCR misread of ``number`` whose outcome is certain, or None if none was found.
+
+    A confusion in the wrong character class (a digit in the owner code, a letter in
+    the serial) is repaired by position rules; a dropped character (a vertically
+    painted number read short) or two confusions across classes leave the read
+    unreadable. A misread that happens to form another valid number is never
+    returned, because no gate check could tell it from a correct read. ``outcome``
+    asks for one of the two outcomes.
+    """
+    candidates = []
+    for index, char in enumerate(number):
+        for wrong in OCR_CONFUSIONS.get(char, ""):
+            candidates.append(number[:index] + wrong + number[index + 1 :])
+    dropped = rng.randrange(4, 11)
+    candidates.append(number[:dropped] + number[dropped + 1 :])
+    rng.shuffle(candidates)
+
+    for raw in candidates:
+        try:
+            value = parse_container_number(raw).value
+        except ContainerNumberError:
+            found = Misread(raw, "unreadable")
+        else:
+            found = Misread(raw, "repaired") if value == number and raw != number else None
+        if found is not None and outcome in (None, found.outcome):
+            return found
+    return None
