@@ -18,6 +18,7 @@ from api.alerts.routes import router as alerts_router
 from api.audit.routes import router as audit_router
 from api.containers.routes import router as containers_router
 from api.dashboard.routes import router as dashboard_router
+from api.dcsa.routes import router as dcsa_router
 from api.decisions.routes import router as decisions_router
 from api.declarations.routes import router as declarations_router
 from api.devices.routes import router as devices_router
@@ -130,5 +131,6 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         audit_router,
     ):
         app.include_router(router)
+    app.include_router(dcsa_router)
     app.include_router(dashboard_router)
     return app

@@ -45,3 +45,8 @@ CREATE TABLE customs_responses (
     document            jsonb NOT NULL
 );
 CREATE INDEX customs_responses_declaration_idx ON customs_responses (declaration_number, received_at);
+
+-- Equipment references that are not ISO 6346 numbers (APNR7744962 in the DCSA
+-- examples) never reach events.container_numbers; the DCSA export finds them here.
+CREATE INDEX events_equipment_reference_idx ON events ((derived ->> 'equipment_reference'))
+    WHERE kind = 'equipment.event';
