@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from kouan.formats.commands import import_app
 from kouan.settings import CommonSettings
 from simulators.cli import simulate_app
 
@@ -28,6 +29,7 @@ user_app = typer.Typer(help="API users (people who log in).", no_args_is_help=Tr
 apikey_app = typer.Typer(help="API keys for integrators' systems.", no_args_is_help=True)
 app.add_typer(user_app, name="user")
 app.add_typer(apikey_app, name="apikey")
+app.add_typer(import_app, name="import")
 
 console = Console(stderr=True)
 
