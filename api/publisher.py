@@ -23,6 +23,7 @@ class CommandPublisher:
     def __init__(self, settings: CommonSettings) -> None:
         self.settings = settings
         self.connected = threading.Event()
+        self.stopping = threading.Event()
         self.client = mqtt.Client(
             CallbackAPIVersion.VERSION2, client_id=f"kouan-api-{uuid.uuid4().hex[:12]}", protocol=mqtt.MQTTv5
         )
@@ -44,13 +45,15 @@ class CommandPublisher:
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:  # noqa: ANN001
         self.connected.clear()
-        logger.warning("API command publisher disconnected (%s); reconnecting", reason_code)
+        if not self.stopping.is_set():
+            logger.warning("API command publisher disconnected (%s); reconnecting", reason_code)
 
     def start(self) -> None:
         self.client.connect_async(self.settings.mqtt_host, self.settings.mqtt_port, keepalive=30)
         self.client.loop_start()
 
     def stop(self) -> None:
+        self.stopping.set()
         self.client.disconnect()
         self.client.loop_stop()
 

@@ -50,13 +50,16 @@ def list_audit(
     cursor: Cursor = None,
 ) -> dict:
     """Audit records of the caller's sites, newest first. Records without a site (user and
-    API key management) are listed for admins only."""
+    API key management) are listed for admins, when every site they grant is the admin's."""
     sites = scoped_sites(conn, principal, site)
     after = decode_cursor("audit", cursor, (int,))
-    site_clause = "(site_id = ANY(%(sites)s)" + (
-        " OR site_id IS NULL)" if principal.role == "admin" and site is None else ")"
-    )
-    clauses = [site_clause]
+    clauses = ["site_id = ANY(%(sites)s)"]
+    if principal.role == "admin" and site is None:
+        # Account records carry the sites they grant; an admin sees those within theirs.
+        clauses = [
+            "(site_id = ANY(%(sites)s) OR (site_id IS NULL AND jsonb_typeof(details -> 'sites') = 'array' "
+            "AND ARRAY(SELECT jsonb_array_elements_text(details -> 'sites')) <@ %(sites)s::text[]))"
+        ]
     params: dict[str, Any] = {"sites": sites, "limit": limit + 1}
     for column, value in (("actor", actor), ("action", action)):
         if value is not None:

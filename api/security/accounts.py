@@ -87,10 +87,13 @@ def create_api_key(conn: Connection, name: str, role: str, sites: list[str], *, 
 def revoke_api_key(conn: Connection, name: str, *, actor: str) -> bool:
     with conn.transaction():
         row = conn.execute(
-            "UPDATE api_keys SET revoked_at = now() WHERE name = %s AND revoked_at IS NULL RETURNING key_id",
+            "UPDATE api_keys SET revoked_at = now() WHERE name = %s AND revoked_at IS NULL "
+            "RETURNING key_id, sites",
             (name,),
         ).fetchone()
         if row is None:
             return False
-        audit.append(conn, actor, "apikey.revoke", f"apikey:{name}", details={"key_id": row[0]})
+        audit.append(
+            conn, actor, "apikey.revoke", f"apikey:{name}", details={"key_id": row[0], "sites": list(row[1])}
+        )
     return True
