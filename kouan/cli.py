@@ -128,6 +128,42 @@ def device_add(
     )
 
 
+@device_app.command("list")
+def device_list(site: Annotated[str | None, typer.Option(help="Only devices of this site")] = None) -> None:
+    """Show registered devices with their last seq, gap-free seq, clock offset and outbox depth."""
+    from kouan.devices import device_rows
+
+    table = Table("device", "site", "lane", "kind", "enabled", "state", "last seq", "gap-free to",
+                  "clock offset ms", "outbox")
+    for row in device_rows(CommonSettings().database_url, site):
+        offset = row["clock_offset_ms"]
+        table.add_row(
+            str(row["device_id"]), str(row["site_id"]), str(row["lane_id"] or ""), str(row["kind"]),
+            "yes" if row["enabled"] else "no", str(row["state"] or "-"), str(row["last_seq"]),
+            str(row["contiguous_seq"]), "-" if offset is None else f"{offset:.0f}",
+            "-" if row["outbox_depth"] is None else str(row["outbox_depth"]),
+        )
+    Console().print(table)
+
+
+@device_app.command("revoke")
+def device_revoke(device_id: Annotated[str, typer.Argument(help="Device id to revoke")]) -> None:
+    """Disable a device: the collector quarantines its events and the broker refuses its login."""
+    from kouan.devices import revoke
+    from kouan.stack.manager import Stack, reload_broker, write_broker_auth
+
+    configure_logging()
+    settings = CommonSettings()
+    if not revoke(settings.home, settings.database_url, device_id):
+        console.print(f"[red]No device {device_id} in the registry or the broker's users[/red]")
+        raise typer.Exit(2)
+    stack = Stack(settings.home, settings.mqtt_port, settings.stack_pg_port)
+    if stack.service_secret.exists():
+        write_broker_auth(stack)
+        reload_broker(stack)
+    console.print(f"Device {device_id} revoked: disabled in the registry, broker login removed")
+
+
 def _operator() -> str:
     """The audit log actor for accounts managed from the command line."""
     import getpass

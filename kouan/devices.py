@@ -129,3 +129,37 @@ def provision(
         )
     logger.info("Provisioned device %s at site %s", device_id, identity.site_id)
     return identity
+
+
+def revoke(home: Path, database_url: str, device_id: str) -> bool:
+    """Disable a device in the registry and remove its broker credentials; return whether it existed.
+
+    The key pair stays under ``devices/{device_id}`` so that events already signed
+    with it remain verifiable by whoever holds its public key in the registry.
+    """
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        row = conn.execute(
+            "UPDATE devices SET enabled = false WHERE device_id = %s RETURNING device_id", (device_id,)
+        ).fetchone()
+    broker_file = home / "secrets" / "devices" / f"{device_id}.broker"
+    had_credentials = broker_file.exists()
+    broker_file.unlink(missing_ok=True)
+    logger.info("Revoked device %s (registry: %s, broker user: %s)", device_id, bool(row), had_credentials)
+    return row is not None or had_credentials
+
+
+def device_rows(database_url: str, site_id: str | None = None) -> list[dict[str, object]]:
+    """Return each registered device with its health as the collector last saw it."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        cursor = conn.execute(
+            """
+            SELECT device_id, site_id, lane_id, kind, enabled, last_seen_at, last_seq, contiguous_seq,
+                   clock_offset_ms, status->>'state' AS state,
+                   (status->>'outbox_depth')::bigint AS outbox_depth
+            FROM devices WHERE %(site)s::text IS NULL OR site_id = %(site)s
+            ORDER BY site_id, device_id
+            """,
+            {"site": site_id},
+        )
+        names = [column.name for column in cursor.description or []]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
