@@ -390,7 +390,7 @@ function timelineEntry(item) {
   const reads = collectReads(item.payload || {}).map((read) => ({ ...read, normalised: normalisedRead(item.reads || {}, read.path) }));
   const images = reads.filter((read) => read.image_ref).map((read) => read.image_ref);
   for (const ref of item.evidence?.image_refs || []) images.push(ref);
-  if (item.image_ref) images.push(item.image_ref);
+  if (item.payload?.image_ref) images.push(item.payload.image_ref);
 
   return h("li", { id: `event-${item.event_id}`, dataset: { testid: "timeline-entry", kind: item.kind } },
     h("div", null,
@@ -522,7 +522,7 @@ function renderCompleteness(declaration) {
       h("span", { class: "exited", style: `width:${share(exited)}` }),
       h("span", { class: "entered", style: `width:${share(Math.max(arrived - exited, 0))}` })),
     h("div", { class: "counts muted" },
-      `${i18n.t("declarations.arrived")} ${arrived}`,
+      h("span", null, `${i18n.t("declarations.arrived")} ${arrived}`),
       h("span", null, `${i18n.t("declarations.scanned")} ${scanned}`),
       h("span", null, `${i18n.t("declarations.exited")} ${exited}`),
       h("span", null, `${i18n.t("declarations.missing")} ${missing}`)),
