@@ -17,7 +17,7 @@ NumberPath = Annotated[str, Path(description="ISO 6346 container number, or a st
 
 @router.get("/{number}/dcsa-events", responses={404: {}, 422: {}})
 def get_dcsa_events(number: NumberPath, principal: Reader, conn: Db, site: SiteQuery = None) -> list[dict[str, Any]]:
-    """The container's events as DCSA Track and Trace v3 equipment events, oldest first.
+    """List the container's events as DCSA Track and Trace v3 equipment events, oldest first.
 
     Gate passages are GTIN/GTOT, scans INSP, terminal-reported moves keep their code
     (LOAD, DISC, ...), and a customs release of a declaration naming the container is

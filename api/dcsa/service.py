@@ -20,7 +20,17 @@ from api.errors import ApiError, NotFound
 
 # Seal sources of DCSA v3 (sealSource) by EDIFACT party (9303): shipper, carrier,
 # customs; quarantine and veterinary agencies seal as VET.
-SEAL_SOURCES = {"SH": "SHI", "CA": "CAR", "CU": "CUS", "AC": "VET", "SHI": "SHI", "CAR": "CAR", "CUS": "CUS", "VET": "VET", "PHY": "PHY"}
+SEAL_SOURCES = {
+    "SH": "SHI",
+    "CA": "CAR",
+    "CU": "CUS",
+    "AC": "VET",
+    "SHI": "SHI",
+    "CAR": "CAR",
+    "CUS": "CUS",
+    "VET": "VET",
+    "PHY": "PHY",
+}
 _EMPTY = {"full": "LADEN", "empty": "EMPTY"}
 _PASSAGE_CODES = {"in": "GTIN", "out": "GTOT"}
 # Kouan's own namespace for ids of exported events that have no stored event (CUSR).
@@ -43,7 +53,9 @@ def dcsa_events(conn: Connection, sites: list[str], raw: str) -> list[dict[str, 
     number, iso_valid = equipment_reference(raw)
     rows = _event_rows(conn, sites, number, iso_valid)
     superseded = _superseded(conn, sites, rows)
-    locodes = dict(conn.execute("SELECT site_id, locode FROM sites WHERE site_id = ANY(%s)", (sites,)).fetchall())
+    locodes = dict(
+        conn.execute("SELECT site_id, locode FROM sites WHERE site_id = ANY(%s)", (sites,)).fetchall()
+    )
 
     events = []
     for row in rows:
@@ -60,14 +72,16 @@ def _event_rows(conn: Connection, sites: list[str], number: str, iso_valid: bool
     """Events naming the container: by container_numbers, or for a non-ISO reference by the
     equipment reference that only terminal-reported events store."""
     match = (
-        "container_numbers @> ARRAY[%s]::text[] AND kind IN ('gate.passage', 'scan.result', 'equipment.event')"
+        "container_numbers @> ARRAY[%s]::text[]"
+        " AND kind IN ('gate.passage', 'scan.result', 'equipment.event')"
         if iso_valid
         else "kind = 'equipment.event' AND derived ->> 'equipment_reference' = %s"
     )
     with conn.cursor(row_factory=dict_row) as cursor:
         cursor.execute(
             f"""
-            SELECT event_id, kind, occurred_at, recorded_at, site_id, lane_id, envelope -> 'payload' AS payload, derived
+            SELECT event_id, kind, occurred_at, recorded_at, site_id, lane_id,
+                   envelope -> 'payload' AS payload, derived
             FROM events WHERE site_id = ANY(%s) AND {match}
             ORDER BY occurred_at LIMIT %s
             """,
@@ -81,13 +95,18 @@ def _superseded(conn: Connection, sites: list[str], rows: list[dict[str, Any]]) 
     if not keys:
         return set()
     found = conn.execute(
-        "SELECT event_id FROM equipment_event_versions WHERE site_id = ANY(%s) AND version_key = ANY(%s) AND NOT is_current",
+        """
+        SELECT event_id FROM equipment_event_versions
+        WHERE site_id = ANY(%s) AND version_key = ANY(%s) AND NOT is_current
+        """,
         (sites, keys),
     ).fetchall()
     return {event_id for (event_id,) in found}
 
 
-def _event(event_id: Any, created: datetime, occurred: datetime, code: str, number: str, locode: str | None) -> dict[str, Any]:
+def _event(
+    event_id: Any, created: datetime, occurred: datetime, code: str, number: str, locode: str | None
+) -> dict[str, Any]:
     payload: dict[str, Any] = {
         "eventType": "EQUIPMENT",
         "eventClassifierCode": "ACT",
@@ -111,15 +130,31 @@ def _event(event_id: Any, created: datetime, occurred: datetime, code: str, numb
 def _to_dcsa(row: dict[str, Any], number: str, locode: str | None) -> list[dict[str, Any]]:
     payload, kind = row["payload"], row["kind"]
     if kind == "gate.passage":
-        event = _event(row["event_id"], row["recorded_at"], row["occurred_at"], _PASSAGE_CODES[payload["direction"]], number, locode)
-        for item, record in zip(payload.get("containers", []), row["derived"].get("containers", []), strict=False):
+        event = _event(
+            row["event_id"],
+            row["recorded_at"],
+            row["occurred_at"],
+            _PASSAGE_CODES[payload["direction"]],
+            number,
+            locode,
+        )
+        for item, record in zip(
+            payload.get("containers", []), row["derived"].get("containers", []), strict=False
+        ):
             if record.get("value") == number:
-                _add_equipment(event["payload"], record.get("size_type"), None, [{"number": seal["raw"]} for seal in item.get("seals", [])])
+                _add_equipment(
+                    event["payload"],
+                    record.get("size_type"),
+                    None,
+                    [{"number": seal["raw"]} for seal in item.get("seals", [])],
+                )
         return [event]
     if kind == "scan.result":
         return [_event(row["event_id"], row["recorded_at"], row["occurred_at"], "INSP", number, locode)]
 
-    event = _event(row["event_id"], row["recorded_at"], row["occurred_at"], payload["event_code"], number, locode)
+    event = _event(
+        row["event_id"], row["recorded_at"], row["occurred_at"], payload["event_code"], number, locode
+    )
     event["payload"]["eventClassifierCode"] = payload.get("classifier", "ACT")
     seals = [_seal(seal) for seal in payload.get("seals", [])]
     _add_equipment(event["payload"], payload.get("size_type"), payload.get("full_empty"), seals)
@@ -138,7 +173,9 @@ def _seal(seal: dict[str, Any]) -> dict[str, Any]:
     return found
 
 
-def _add_equipment(payload: dict[str, Any], size_type: str | None, full_empty: str | None, seals: list[dict[str, Any]]) -> None:
+def _add_equipment(
+    payload: dict[str, Any], size_type: str | None, full_empty: str | None, seals: list[dict[str, Any]]
+) -> None:
     if size_type:
         payload["ISOEquipmentCode"] = size_type
     if full_empty in _EMPTY:
@@ -147,7 +184,9 @@ def _add_equipment(payload: dict[str, Any], size_type: str | None, full_empty: s
         payload["seals"] = seals
 
 
-def _releases(conn: Connection, sites: list[str], number: str, locodes: dict[str, str | None]) -> list[dict[str, Any]]:
+def _releases(
+    conn: Connection, sites: list[str], number: str, locodes: dict[str, str | None]
+) -> list[dict[str, Any]]:
     rows = conn.execute(
         """
         SELECT d.declaration_number, d.site_id, d.status_changed_at FROM declaration_containers dc

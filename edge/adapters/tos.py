@@ -114,10 +114,14 @@ class TosFeed:
         data = path.read_bytes()
         if len(data) > MAX_FILE_BYTES:
             feed = FeedFile("unknown", "")
-            feed.problems.append({"code": "too_large", "detail": f"{len(data)} bytes; the limit is {MAX_FILE_BYTES}"})
+            feed.problems.append(
+                {"code": "too_large", "detail": f"{len(data)} bytes; the limit is {MAX_FILE_BYTES}"}
+            )
         else:
             feed = read_feed_file(data, self.timezone, self.sender_timezones)
-        report = FileReport(path.name, feed.format, feed.sha256, len(feed.moves), [], feed.problems, feed.notes)
+        report = FileReport(
+            path.name, feed.format, feed.sha256, len(feed.moves), [], feed.problems, feed.notes
+        )
 
         state_path = self.drop_dir / ".state" / f"{path.name}.json"
         start = self._resume_index(state_path, feed.sha256)
@@ -126,12 +130,20 @@ class TosFeed:
             try:
                 report.seqs.append(self.emit("equipment.event", payload, occurred_at))
             except OutboxFull as exc:
-                logger.error("TOS file %s: outbox full after event %d of %d: %s", path.name, index, len(feed.moves), exc)
+                logger.error(
+                    "TOS file %s: outbox full after event %d of %d: %s",
+                    path.name,
+                    index,
+                    len(feed.moves),
+                    exc,
+                )
                 state_path.write_text(json.dumps({"sha256": feed.sha256, "next": index}))
                 report.complete = False
                 return report
             except ValidationError as exc:
-                report.problems.append({"code": "invalid_event", "index": index, "detail": str(exc.errors()[:3])})
+                report.problems.append(
+                    {"code": "invalid_event", "index": index, "detail": str(exc.errors()[:3])}
+                )
 
         self._finish(path, report, state_path)
         return report

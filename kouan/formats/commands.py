@@ -58,7 +58,9 @@ def tos_feed(
 @import_app.command("file")
 def feed_file(
     device_id: Annotated[str, typer.Argument(help="A device provisioned with --kind tos_feed")],
-    files: Annotated[list[Path], typer.Argument(help="CODECO, COARRI or DCSA files", exists=True, dir_okay=False)],
+    files: Annotated[
+        list[Path], typer.Argument(help="CODECO, COARRI or DCSA files", exists=True, dir_okay=False)
+    ],
     timezone: Timezone = "Asia/Shanghai",
     sender_zone: SenderZones = [],  # noqa: B006
     wait_s: Annotated[float, typer.Option(help="Seconds to wait for the collector's receipts")] = 60.0,
@@ -88,9 +90,14 @@ def feed_file(
 
 @import_app.command("customs")
 def customs(
-    files: Annotated[list[Path], typer.Argument(help="CUSDEC/CUSRES interchanges or 报关单 JSON", exists=True, dir_okay=False)],
+    files: Annotated[
+        list[Path],
+        typer.Argument(help="CUSDEC/CUSRES interchanges or 报关单 JSON", exists=True, dir_okay=False),
+    ],
     site: Annotated[str, typer.Option(help="Site the declarations belong to")],
-    timezone: Annotated[str, typer.Option(help="Zone of the customs authority's times without a zone")] = "Asia/Shanghai",
+    timezone: Annotated[
+        str, typer.Option(help="Zone of the customs authority's times without a zone")
+    ] = "Asia/Shanghai",
 ) -> None:
     """Store declarations and apply customs responses; exit 1 if anything was not imported."""
     import psycopg
@@ -105,7 +112,11 @@ def customs(
         for path in files:
             data = path.read_bytes()
             is_json = data.lstrip(b"\xef\xbb\xbf \r\n\t")[:1] in (b"{", b"[")
-            report = import_json(conn, data, site) if is_json else import_edifact(conn, data, site, ZoneInfo(timezone))
+            report = (
+                import_json(conn, data, site)
+                if is_json
+                else import_edifact(conn, data, site, ZoneInfo(timezone))
+            )
             print(json.dumps({"file": str(path), **report.to_json()}, ensure_ascii=False, default=str))
             failed = failed or bool(report.problems)
     sys.stdout.flush()

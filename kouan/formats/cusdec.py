@@ -90,11 +90,10 @@ def _take(
         declaration.declared_at = edifact_time(segment.component(0, 1), segment.component(0, 2), zone)
     elif tag == "LOC":
         declaration.locations.append((qualifier, segment.component(1)))
-    elif tag == "CST" and segment.component(1, 1) in ("169", ""):
+    elif tag == "CST" and segment.component(1) and segment.component(1, 1) in ("169", ""):
         # Code list 169 is the customs tariff; CST++10:105 in the header is a
         # customs status of goods (list 105), not a tariff number.
-        if segment.component(1):
-            declaration.tariff_codes.append(segment.component(1))
+        declaration.tariff_codes.append(segment.component(1))
     return current
 
 
@@ -114,7 +113,7 @@ def to_declaration_body(declaration: CusdecDeclaration, site_id: str) -> dict[st
     """Return the body of ``PUT /api/v1/declarations/{number}`` for this CUSDEC.
 
     A cancellation (BGM function 1) becomes status ``cancelled``; everything else is
-    ``declared`` until a CUSRES says otherwise.
+    ``declared`` until a CUSRES changes it.
     """
     return {
         "site_id": site_id,

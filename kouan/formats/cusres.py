@@ -3,7 +3,7 @@
 Status arrives in three ways in public samples: coded in GIS (processing
 indicator), as free text ``FTX+AHN+++CONSOLIDATED STATUS:<X>`` (Australian ICS
 cargo status), or only in free text such as ``MAF HOLD`` (a New Zealand
-biosecurity hold stated inside a customs clearance). Kouan maps only what it knows:
+biosecurity hold stated inside a customs clearance). Kouan maps only the statuses listed here:
 an unknown status is kept as read and changes nothing, and "released" is never
 inferred from the absence of a hold.
 """
@@ -75,7 +75,7 @@ def response_time(value: str, format_code: str, zone: ZoneInfo) -> datetime:
 
 
 def read_cusres(message: Message, zone: ZoneInfo) -> CustomsResponse:
-    """Read one CUSRES message; never raises for a missing segment (S7: UNH and UNT only)."""
+    """Read one CUSRES message; a message of UNH and UNT only gives no status and raises nothing."""
     bgm = next((segment for segment in message.body if segment.tag == "BGM"), None)
     response = CustomsResponse(
         message_ref=message.reference,
@@ -109,8 +109,10 @@ def _take(response: CustomsResponse, segment: Segment, zone: ZoneInfo) -> None:
     elif tag == "DTM" and segment.component(0, 0) == "9" and response.issued_at is None:
         try:
             response.issued_at = response_time(segment.component(0, 1), segment.component(0, 2), zone)
-        except ValueError:
-            pass
+        except ValueError as exc:
+            response.problems.append(
+                Problem("invalid_time", segment.position, "DTM", str(exc), response.message_ref)
+            )
 
 
 def _read_text(response: CustomsResponse, text: str) -> None:

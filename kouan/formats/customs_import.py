@@ -29,7 +29,9 @@ class ImportReport:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "declarations": [{"declaration_number": number, "version": version} for number, version in self.declarations],
+            "declarations": [
+                {"declaration_number": number, "version": version} for number, version in self.declarations
+            ],
             "responses": [response.__dict__ for response in self.responses],
             "problems": self.problems,
         }
@@ -40,9 +42,17 @@ def _failure(exc: Exception) -> dict[str, Any]:
     from api.errors import ApiError
 
     if isinstance(exc, ApiError):
-        return {"code": exc.code, "detail": exc.message_en, "detail_zh": exc.message_zh, "fields": exc.details}
+        return {
+            "code": exc.code,
+            "detail": exc.message_en,
+            "detail_zh": exc.message_zh,
+            "fields": exc.details,
+        }
     if isinstance(exc, ValidationError):
-        errors = [{"field": ".".join(str(part) for part in error["loc"]), "problem": error["msg"]} for error in exc.errors()[:5]]
+        errors = [
+            {"field": ".".join(str(part) for part in error["loc"]), "problem": error["msg"]}
+            for error in exc.errors()[:5]
+        ]
         return {"code": "invalid_declaration", "detail": str(errors[0]), "fields": errors}
     if isinstance(exc, customs_json.CustomsJsonError):
         return {"code": "invalid_document", "field": exc.field, "detail": exc.detail}
@@ -65,15 +75,25 @@ def import_edifact(conn: Connection, data: bytes, site_id: str, zone: ZoneInfo) 
             elif message.message_type == "CUSRES":
                 _import_cusres(conn, message, zone, report)
             else:
-                report.problems.append({**where, "code": "unsupported_message", "detail": f"{message.message_type} is not CUSDEC or CUSRES"})
+                report.problems.append(
+                    {
+                        **where,
+                        "code": "unsupported_message",
+                        "detail": f"{message.message_type} is not CUSDEC or CUSRES",
+                    }
+                )
         except Exception as exc:  # noqa: BLE001 (_failure re-raises what it does not describe)
             report.problems.append({**where, **_failure(exc)})
     return report
 
 
-def _import_cusdec(conn: Connection, message: edifact.Message, site_id: str, zone: ZoneInfo, report: ImportReport) -> None:
+def _import_cusdec(
+    conn: Connection, message: edifact.Message, site_id: str, zone: ZoneInfo, report: ImportReport
+) -> None:
     if not message.sound:
-        raise customs_json.CustomsJsonError("envelope", f"CUSDEC {message.reference} is not stored: its envelope has problems")
+        raise customs_json.CustomsJsonError(
+            "envelope", f"CUSDEC {message.reference} is not stored: its envelope has problems"
+        )
     declaration = read_cusdec(message, zone)
     customs_json.entry_id(declaration.number, "BGM document number")
     changed, version = store_declaration(conn, declaration.number, to_declaration_body(declaration, site_id))
@@ -133,8 +153,13 @@ def _import_document(conn: Connection, document: Any, site_id: str, report: Impo
         }
         report.responses.append(
             apply_response(
-                conn, receipt.entry_id, receipt.lifecycle, receipt.other_holds,
-                source_format="CUSTOMS_JSON", message_ref=str(receipt.code), document=record,
+                conn,
+                receipt.entry_id,
+                receipt.lifecycle,
+                receipt.other_holds,
+                source_format="CUSTOMS_JSON",
+                message_ref=str(receipt.code),
+                document=record,
             )
         )
         return

@@ -81,7 +81,9 @@ def entry_id(value: Any, where: str) -> str:
     try:
         return identifiers.parse_declaration_number(str(value)).value
     except identifiers.DeclarationNumberError as exc:
-        raise CustomsJsonError(where, f"{value!r} is not an 18-digit 海关编号 ({exc.code}): {exc.message_en}") from exc
+        raise CustomsJsonError(
+            where, f"{value!r} is not an 18-digit 海关编号 ({exc.code}): {exc.message_en}"
+        ) from exc
 
 
 def _date(value: Any, where: str) -> datetime | None:
@@ -125,7 +127,9 @@ def to_declaration_body(document: Any, site_id: str) -> tuple[str, dict[str, Any
 
     containers = document.get("DecContainers") or []
     if not isinstance(containers, list) or not containers:
-        raise CustomsJsonError("DecContainers", "lists no container; Kouan supervises containerised declarations")
+        raise CustomsJsonError(
+            "DecContainers", "lists no container; Kouan supervises containerised declarations"
+        )
     body = {
         "site_id": site_id,
         "status": "declared",

@@ -35,9 +35,34 @@ EVENT_CODE_ALIASES = {
     "CUSTOMS_RELEASED": "CUSR",
 }
 EVENT_CODES = frozenset(
-    {"LOAD", "DISC", "GTIN", "GTOT", "STUF", "STRP", "AVPU", "PICK", "AVDO", "DROP", "INSP", "RSEA", "RMVD", "CUSS", "CUSI", "CUSR", "CROS"}
+    {
+        "LOAD",
+        "DISC",
+        "GTIN",
+        "GTOT",
+        "STUF",
+        "STRP",
+        "AVPU",
+        "PICK",
+        "AVDO",
+        "DROP",
+        "INSP",
+        "RSEA",
+        "RMVD",
+        "CUSS",
+        "CUSI",
+        "CUSR",
+        "CROS",
+    }
 )
-CLASSIFIER_ALIASES = {"ACTUAL": "ACT", "ESTIMATED": "EST", "PLANNED": "PLN", "ACT": "ACT", "EST": "EST", "PLN": "PLN"}
+CLASSIFIER_ALIASES = {
+    "ACTUAL": "ACT",
+    "ESTIMATED": "EST",
+    "PLANNED": "PLN",
+    "ACT": "ACT",
+    "EST": "EST",
+    "PLN": "PLN",
+}
 _EMPTY = {"LADEN": "full", "EMPTY": "empty"}
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$")
 # A creation time further ahead of the receiving clock than this is implausible.
@@ -80,7 +105,9 @@ def parse_datetime(value: Any, field_name: str) -> datetime:
     if value is None:
         raise _Invalid(field_name, "is missing")
     if not isinstance(value, str) or not _RFC3339.match(value):
-        raise _Invalid(field_name, f"{value!r} is not an RFC 3339 date-time with offset (e.g. 2019-11-12T07:41:00+08:30)")
+        raise _Invalid(
+            field_name, f"{value!r} is not an RFC 3339 date-time with offset (e.g. 2019-11-12T07:41:00+08:30)"
+        )
     try:
         return datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError as exc:
@@ -91,10 +118,11 @@ def events_of(document: Any) -> list[Any]:
     if isinstance(document, list):
         return document
     if isinstance(document, dict) and isinstance(document.get("events"), list):
-        return document["events"]
+        events: list[Any] = document["events"]
+        return events
     if isinstance(document, dict):
         return [document]
-    raise ValueError("A DCSA document is an event object, a list of events or {\"events\": [...]}")
+    raise ValueError('A DCSA document is an event object, a list of events or {"events": [...]}')
 
 
 def parse_document(document: Any, now: datetime | None = None) -> DcsaDocument:
@@ -153,12 +181,18 @@ def _map_event(event: Any, now: datetime) -> tuple[datetime, dict[str, Any]] | s
 
     version, header, body = _shape(event)
     event_type = header.get("eventType") or body.get("eventType")
-    created = parse_datetime(header.get("eventCreatedDateTime") or header.get("eventUpdatedDateTime"), "eventCreatedDateTime")
+    created = parse_datetime(
+        header.get("eventCreatedDateTime") or header.get("eventUpdatedDateTime"), "eventCreatedDateTime"
+    )
     occurred = parse_datetime(body.get("eventDateTime"), "eventDateTime")
     if event_type not in ("EQUIPMENT", None):
         return f"eventType {event_type} is not an equipment event"
 
-    updated = parse_datetime(header["eventUpdatedDateTime"], "eventUpdatedDateTime") if header.get("eventUpdatedDateTime") else created
+    updated = (
+        parse_datetime(header["eventUpdatedDateTime"], "eventUpdatedDateTime")
+        if header.get("eventUpdatedDateTime")
+        else created
+    )
     code = _event_code(body.get("equipmentEventTypeCode"))
     classifier = CLASSIFIER_ALIASES.get(str(body.get("eventClassifierCode") or "ACT").upper())
     if classifier is None:
@@ -179,7 +213,9 @@ def _map_event(event: Any, now: datetime) -> tuple[datetime, dict[str, Any]] | s
             "format": "DCSA",
             "version": version,
             "sender": _publisher(header),
-            "external_event_id": str(header.get("eventID"))[:100] if header.get("eventID") is not None else None,
+            "external_event_id": str(header.get("eventID"))[:100]
+            if header.get("eventID") is not None
+            else None,
             "external_created_at": created.isoformat(),
             "external_updated_at": updated.isoformat(),
         },
@@ -193,7 +229,9 @@ def _event_code(value: Any) -> str:
     text = str(value or "").upper()
     code = EVENT_CODE_ALIASES.get(text, text)
     if code not in EVENT_CODES:
-        raise _Invalid("equipmentEventTypeCode", f"{value!r} is not a DCSA equipment event code or a known alias")
+        raise _Invalid(
+            "equipmentEventTypeCode", f"{value!r} is not a DCSA equipment event code or a known alias"
+        )
     return code
 
 
@@ -215,11 +253,19 @@ def _references(body: dict[str, Any]) -> list[dict[str, str]]:
     found = []
     for item in (body.get("references") or [])[:8]:
         if isinstance(item, dict):
-            found.append({"type": str(item.get("type", item.get("referenceType", ""))), "value": str(item.get("value", item.get("referenceValue", "")))})
+            found.append(
+                {
+                    "type": str(item.get("type", item.get("referenceType", ""))),
+                    "value": str(item.get("value", item.get("referenceValue", ""))),
+                }
+            )
     for item in (body.get("relatedDocumentReferences") or body.get("documentReferences") or [])[:8]:
         if isinstance(item, dict):
             found.append(
-                {"type": str(item.get("type", item.get("documentReferenceType", ""))), "value": str(item.get("value", item.get("documentReferenceValue", "")))}
+                {
+                    "type": str(item.get("type", item.get("documentReferenceType", ""))),
+                    "value": str(item.get("value", item.get("documentReferenceValue", ""))),
+                }
             )
     return found[:16]
 
@@ -231,13 +277,17 @@ def _publisher(header: dict[str, Any]) -> str | None:
     return None
 
 
+def _object(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
 def _place(body: dict[str, Any]) -> dict[str, Any]:
-    call = body.get("transportCall") if isinstance(body.get("transportCall"), dict) else {}
-    location = body.get("eventLocation") or body.get("location") or call.get("location") or {}
-    vessel = call.get("vessel") if isinstance(call.get("vessel"), dict) else {}
+    call = _object(body.get("transportCall"))
+    location = _object(body.get("eventLocation") or body.get("location") or call.get("location"))
+    vessel = _object(call.get("vessel"))
     return {
-        "location": (location.get("UNLocationCode") or call.get("UNLocationCode")) if isinstance(location, dict) else None,
-        "facility": (location.get("facilityCode") if isinstance(location, dict) else None) or body.get("facilityTypeCode") or body.get("facilityType"),
+        "location": location.get("UNLocationCode") or call.get("UNLocationCode"),
+        "facility": location.get("facilityCode") or body.get("facilityTypeCode") or body.get("facilityType"),
         "vessel_name": vessel.get("name") or vessel.get("vesselName"),
         "voyage": call.get("carrierExportVoyageNumber") or call.get("exportVoyageNumber"),
     }

@@ -52,7 +52,7 @@ IMPORT_ACTOR = "kouan-import"
 
 
 def _principal(site_id: str, actor: str) -> Any:
-    """The identity a file import acts as: an integrator of the one site it imports for."""
+    """Build the principal a file import acts as: an integrator of the one site it imports for."""
     from api.security.auth import Principal
 
     return Principal("user", actor, "integrator", frozenset({site_id}))
@@ -65,7 +65,9 @@ def store_declaration(
     from api.declarations.schemas import DeclarationPut
     from api.declarations.service import put_declaration
 
-    return put_declaration(conn, _principal(body["site_id"], actor), number, DeclarationPut.model_validate(body))
+    return put_declaration(
+        conn, _principal(body["site_id"], actor), number, DeclarationPut.model_validate(body)
+    )
 
 
 def apply_response(
@@ -87,30 +89,74 @@ def apply_response(
 
     exists = conn.execute("SELECT 1 FROM declarations WHERE declaration_number = %s", (number,)).fetchone()
     if exists is None:
-        _record(conn, number, lifecycle, other_holds, None, False, "declaration not stored", source_format, message_ref, document)
+        _record(
+            conn,
+            number,
+            lifecycle,
+            other_holds,
+            None,
+            False,
+            "declaration not stored",
+            source_format,
+            message_ref,
+            document,
+        )
         raise DeclarationNotFound(number)
 
     with conn.transaction():
-        site_id, status, held_by, stored, version = conn.execute(
-            "SELECT site_id, status, other_holds, document, version FROM declarations WHERE declaration_number = %s FOR UPDATE",
+        row = conn.execute(
+            """
+            SELECT site_id, status, other_holds, document, version FROM declarations
+            WHERE declaration_number = %s FOR UPDATE
+            """,
             (number,),
         ).fetchone()
+        if row is None:  # deleted since the check above
+            raise DeclarationNotFound(number)
+        site_id, status, held_by, stored, version = row
         target, reason = _target_status(status, lifecycle, envelope_sound)
         holds = sorted({*held_by, *other_holds})
         if holds != sorted(held_by):
-            conn.execute("UPDATE declarations SET other_holds = %s, updated_at = now() WHERE declaration_number = %s", (holds, number))
+            conn.execute(
+                "UPDATE declarations SET other_holds = %s, updated_at = now() WHERE declaration_number = %s",
+                (holds, number),
+            )
 
         if target != status:
             try:
-                version = change_status(conn, _principal(site_id, actor), number, target, f"{source_format} {message_ref}: {reason}")["version"]
+                version = change_status(
+                    conn,
+                    _principal(site_id, actor),
+                    number,
+                    target,
+                    f"{source_format} {message_ref}: {reason}",
+                )["version"]
             except ApiError as exc:
                 target, reason = status, exc.message_en
         if target == status:
             reevaluate_containers(conn, site_id, [item["container_number"] for item in stored["containers"]])
         applied = target != status or holds != sorted(held_by)
-        _record(conn, number, lifecycle, other_holds, target, applied, reason, source_format, message_ref, document)
+        _record(
+            conn,
+            number,
+            lifecycle,
+            other_holds,
+            target,
+            applied,
+            reason,
+            source_format,
+            message_ref,
+            document,
+        )
 
-    logger.info("Declaration %s: %s response %s -> status %s, other holds %s", number, source_format, message_ref, target, holds)
+    logger.info(
+        "Declaration %s: %s response %s -> status %s, other holds %s",
+        number,
+        source_format,
+        message_ref,
+        target,
+        holds,
+    )
     return AppliedResponse(number, target, holds, applied, reason, version)
 
 
@@ -141,5 +187,15 @@ def _record(
             other_holds, applied_status, applied, reason, document)
         VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
         """,
-        (number, source_format, message_ref, lifecycle or "unknown", other_holds, applied_status, applied, reason, Jsonb(document)),
+        (
+            number,
+            source_format,
+            message_ref,
+            lifecycle or "unknown",
+            other_holds,
+            applied_status,
+            applied,
+            reason,
+            Jsonb(document),
+        ),
     )

@@ -146,7 +146,9 @@ def _read_segments(text: str) -> tuple[list[Segment], Problem | None]:
                 segments.append(Segment(segment.tag.strip(), tuple(segment.elements), position))
     except EDISyntaxError as exc:
         position = len(segments) + 1
-        return segments, Problem(SYNTAX_ERROR, position, "?", f"text after segment {position - 1} is not EDIFACT: {exc}")
+        return segments, Problem(
+            SYNTAX_ERROR, position, "?", f"text after segment {position - 1} is not EDIFACT: {exc}"
+        )
     return segments, None
 
 
@@ -184,7 +186,14 @@ def parse_interchange(text: str) -> Interchange:
 def _attach_syntax_problem(interchange: Interchange, current: Message | None, problem: Problem) -> None:
     if current is not None:
         current.problems.append(
-            Problem(problem.code, problem.segment, problem.tag, problem.detail, current.reference, len(current.segments) + 1)
+            Problem(
+                problem.code,
+                problem.segment,
+                problem.tag,
+                problem.detail,
+                current.reference,
+                len(current.segments) + 1,
+            )
         )
     else:
         interchange.problems.append(problem)
@@ -309,7 +318,12 @@ def _check_interchange_trailer(interchange: Interchange, unz: Segment) -> None:
     actual = len(interchange.messages)
     if count is not None and count != actual:
         interchange.problems.append(
-            Problem(MESSAGE_COUNT_MISMATCH, unz.position, "UNZ", f"UNZ states {count} messages but the interchange has {actual}")
+            Problem(
+                MESSAGE_COUNT_MISMATCH,
+                unz.position,
+                "UNZ",
+                f"UNZ states {count} messages but the interchange has {actual}",
+            )
         )
     if count is None:
         interchange.problems.append(

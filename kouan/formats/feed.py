@@ -43,7 +43,10 @@ def sender_zone(sender: str | None, default_zone: str, sender_zones: dict[str, s
 
 
 def read_feed_file(data: bytes, default_zone: str, sender_zones: dict[str, str] | None = None) -> FeedFile:
-    """Read one dropped file; never raises for bad content, reports it instead."""
+    """Read one dropped file; bad content is reported in the result, not raised.
+
+    Raises ValueError only for configuration: a sender zone that is not an IANA zone.
+    """
     digest = hashlib.sha256(data).hexdigest()
     text = edifact.decode(data).lstrip("\ufeff \r\n\t")
     if text.startswith(("[", "{")):
@@ -52,7 +55,9 @@ def read_feed_file(data: bytes, default_zone: str, sender_zones: dict[str, str] 
         return _read_edifact(text, digest, default_zone, sender_zones or {})
 
     feed = FeedFile("unknown", digest)
-    feed.problems.append({"code": UNREADABLE, "detail": f"content starts with {text[:12]!r}: neither EDIFACT nor JSON"})
+    feed.problems.append(
+        {"code": UNREADABLE, "detail": f"content starts with {text[:12]!r}: neither EDIFACT nor JSON"}
+    )
     return feed
 
 
@@ -65,7 +70,9 @@ def _read_dcsa(text: str, digest: str) -> FeedFile:
         return feed
 
     feed.moves = document.moves
-    feed.problems = [{"code": "invalid_event", **problem.to_json(), "text": str(problem)} for problem in document.problems]
+    feed.problems = [
+        {"code": "invalid_event", **problem.to_json(), "text": str(problem)} for problem in document.problems
+    ]
     feed.notes = [f"event {index} skipped: {reason}" for index, reason in document.skipped]
     for _, payload in feed.moves:
         payload["source"]["file_sha256"] = digest

@@ -65,7 +65,10 @@ def edifact_time(value: str, format_code: str, zone: ZoneInfo) -> datetime:
         match = re.fullmatch(r"(\d{12})([+-]\d{2})(\d{2})?", value)
         if match is None:
             raise ValueError(f"DTM value {value!r} is not format 303 (CCYYMMDDHHMMZZZ)")
-        offset = timedelta(hours=int(match.group(2)), minutes=int(match.group(3) or 0) * (1 if match.group(2)[0] == "+" else -1))
+        offset = timedelta(
+            hours=int(match.group(2)),
+            minutes=int(match.group(3) or 0) * (1 if match.group(2)[0] == "+" else -1),
+        )
         return datetime.strptime(match.group(1), "%Y%m%d%H%M").replace(tzinfo=timezone(offset))
     raise ValueError(f"DTM format {format_code!r} is not supported (102, 203, 204, 303)")
 
@@ -101,13 +104,23 @@ def map_message(
     if event_code is None:
         position = bgm.position if bgm else message.segments[0].position
         result.problems.append(
-            _problem(message, UNKNOWN_DOCUMENT, position, "BGM", f"{format_name} document code {document!r} is not one of {sorted(event_codes)}")
+            _problem(
+                message,
+                UNKNOWN_DOCUMENT,
+                position,
+                "BGM",
+                f"{format_name} document code {document!r} is not one of {sorted(event_codes)}",
+            )
         )
         return result
 
     header, equipment = groups(message)
     if not equipment:
-        result.problems.append(_problem(message, NO_EQUIPMENT, message.segments[0].position, "UNH", "the message has no EQD group"))
+        result.problems.append(
+            _problem(
+                message, NO_EQUIPMENT, message.segments[0].position, "UNH", "the message has no EQD group"
+            )
+        )
     context = _header_context(header, zone)
     source = {
         "format": format_name,
@@ -176,7 +189,9 @@ def _map_group(
 def _apply(payload: dict[str, Any], segment: Segment) -> None:
     tag, qualifier = segment.tag, segment.qualifier()
     if tag == "SEL":
-        payload["seals"].append({"raw": segment.component(0), "source": "tos", "party": segment.component(1) or None})
+        payload["seals"].append(
+            {"raw": segment.component(0), "source": "tos", "party": segment.component(1) or None}
+        )
     elif tag == "MEA":
         _apply_weight(payload, segment)
     elif tag == "RFF":

@@ -59,7 +59,9 @@ def feed_rig(
 ) -> Iterator[FeedRig]:
     identity = make_device(site_id, "TOS", kind="tos_feed")
     start_collector(processes, site_id, 1)
-    agent = EdgeAgent(identity, EdgeSettings(device_id=identity.device_id), outbox_path=tmp_path / "outbox.sqlite3")
+    agent = EdgeAgent(
+        identity, EdgeSettings(device_id=identity.device_id), outbox_path=tmp_path / "outbox.sqlite3"
+    )
     agent.start()
     feed = TosFeed(agent.emit, tmp_path / "drop", "Asia/Shanghai", SENDER_ZONES)
     yield FeedRig(agent, feed, db)

@@ -19,7 +19,13 @@ from kouan.formats.customs_import import import_edifact, import_json
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SHANGHAI = ZoneInfo("Asia/Shanghai")
-NUMBERS = ("224820241000012345", "224820241000012346", "224820241000012347", "224820241000012348", "224820240000012349")
+NUMBERS = (
+    "224820241000012345",
+    "224820241000012346",
+    "224820241000012347",
+    "224820241000012348",
+    "224820240000012349",
+)
 
 
 @pytest.fixture
@@ -31,7 +37,10 @@ def clean_numbers(db):
 
 def _declaration(db, number):
     return db.execute(
-        "SELECT site_id, status, other_holds, consignee_code, declared_at, version FROM declarations WHERE declaration_number = %s",
+        """
+        SELECT site_id, status, other_holds, consignee_code, declared_at, version
+        FROM declarations WHERE declaration_number = %s
+        """,
         (number,),
     ).fetchone()
 
@@ -58,7 +67,10 @@ def test_cusdec_stores_declaration_with_containers_seals_weights(db, site_id, cl
     assert status == "declared"
     assert consignee == "91310115MA1K3BTP2B"
     assert declared_at == datetime(2024, 3, 15, 1, 30, tzinfo=UTC)
-    assert [(number.strip(), size, seals, float(kg)) for number, size, seals, kg in _containers(db, "224820241000012345")] == [
+    assert [
+        (number.strip(), size, seals, float(kg))
+        for number, size, seals, kg in _containers(db, "224820241000012345")
+    ] == [
         ("CBHU6292344", "42G1", ["A05809"], 28500.0),
         ("CBHU9515082", "45G1", ["A05803"], 29450.0),
     ]
@@ -148,8 +160,18 @@ def _baoguandan(**head):
         },
         "DecList": [{"GNo": 1, "CodeTS": "5601210000", "GName": "棉制絮胎", "GQty": "54"}],
         "DecContainers": [
-            {"ContainerId": "CBHU6292344", "ContainerMd": "42G1", "GoodsContaWt": "28500.00000", "SealNo": ["A05809"]},
-            {"ContainerId": "CBHU9515082", "ContainerMd": "45G1", "GoodsContaWt": "29450.00000", "SealNo": "A05803"},
+            {
+                "ContainerId": "CBHU6292344",
+                "ContainerMd": "42G1",
+                "GoodsContaWt": "28500.00000",
+                "SealNo": ["A05809"],
+            },
+            {
+                "ContainerId": "CBHU9515082",
+                "ContainerMd": "45G1",
+                "GoodsContaWt": "29450.00000",
+                "SealNo": "A05803",
+            },
         ],
     }
     document["DecHead"].update(head)
@@ -197,10 +219,24 @@ def test_customs_json_bad_container_fails_only_that_document(db, site_id, clean_
 
 @pytest.mark.parametrize(
     ("code", "status"),
-    [("800", "released"), ("899", "released"), ("500", "inspection_ordered"), ("502", "held"), ("100", "cancelled"), ("-3", "declared"), ("399", "declared")],
+    [
+        ("800", "released"),
+        ("899", "released"),
+        ("500", "inspection_ordered"),
+        ("502", "held"),
+        ("100", "cancelled"),
+        ("-3", "declared"),
+        ("399", "declared"),
+    ],
 )
 def test_customs_json_receipt_moves_lifecycle(db, site_id, clean_numbers, code, status):
-    receipt = {"DecReceipt": {"EntryId": "224820241000012348", "ReturnStatus": code, "ReturnTime": "20240315123045123"}}
+    receipt = {
+        "DecReceipt": {
+            "EntryId": "224820241000012348",
+            "ReturnStatus": code,
+            "ReturnTime": "20240315123045123",
+        }
+    }
     report = import_json(db, json.dumps([_baoguandan(), receipt]).encode(), site_id)
 
     assert report.problems == []

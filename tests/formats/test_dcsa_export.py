@@ -24,7 +24,9 @@ def client(stack) -> Iterator[TestClient]:
 @pytest.fixture
 def headers(stack, site_id):
     with psycopg.connect(stack.database_url, autocommit=True) as conn:
-        key = create_api_key(conn, f"dcsa-{site_id}-{os.getpid()}", "customs_officer", [site_id], actor="test")
+        key = create_api_key(
+            conn, f"dcsa-{site_id}-{os.getpid()}", "customs_officer", [site_id], actor="test"
+        )
     return {"X-API-Key": key, "Accept-Language": "en"}
 
 
@@ -58,16 +60,22 @@ def test_export_codeco_gate_in_and_customs_release(feed_rig, client, headers, db
     feed_rig.feed.timezone = "Australia/Sydney"
     feed_rig.drop("codeco_sydney_gate_in.edi")
     store_declaration(
-        db, "224820261000077001", {"site_id": site_id, "containers": [{"container_number": "CCLU4214635", "seal_numbers": ["88200"]}]}
+        db,
+        "224820261000077001",
+        {"site_id": site_id, "containers": [{"container_number": "CCLU4214635", "seal_numbers": ["88200"]}]},
     )
-    apply_response(db, "224820261000077001", "released", [], source_format="CUSRES", message_ref="T1", document={})
+    apply_response(
+        db, "224820261000077001", "released", [], source_format="CUSRES", message_ref="T1", document={}
+    )
 
     events = client.get("/api/v1/containers/CCLU4214635/dcsa-events", headers=headers).json()
 
     assert [event["payload"]["equipmentEventTypeCode"] for event in events] == ["GTIN", "CUSR"]
     assert events[0]["payload"]["eventDateTime"] == "2008-06-27T00:10:00+00:00"
     assert events[0]["payload"]["ISOEquipmentCode"] == "42R0"
-    assert events[1]["payload"]["relatedDocumentReferences"] == [{"type": "CCD", "value": "224820261000077001"}]
+    assert events[1]["payload"]["relatedDocumentReferences"] == [
+        {"type": "CCD", "value": "224820261000077001"}
+    ]
 
 
 def test_export_unknown_container_is_404(client, headers):

@@ -46,7 +46,9 @@ def test_edifact_cusdec_s1_has_43_segments_and_no_envelope_problem():
 
 
 def test_cusdec_s1_values():
-    declaration = read_cusdec(_interchange("cusdec_nz_import_d96b.edi").messages[0], ZoneInfo("Pacific/Auckland"))
+    declaration = read_cusdec(
+        _interchange("cusdec_nz_import_d96b.edi").messages[0], ZoneInfo("Pacific/Auckland")
+    )
 
     assert declaration.number == "{2}"
     assert declaration.tariff_codes == ["5601210000G"]
@@ -140,19 +142,36 @@ def test_edifact_unt_reference_mismatch_reported():
 def test_dcsa_event_code_alias_and_unknown_spelling():
     document = dcsa.parse_document(
         [
-            {"eventID": "a", "eventUpdatedDateTime": "2026-01-20T14:20:00Z", "eventDateTime": "2026-01-20T14:15:00Z",
-             "eventClassification": {"eventType": "EQUIPMENT", "eventClassifier": "ACTUAL", "equipmentEventType": "DISCHARGED"},
-             "equipmentDetails": {"equipmentReference": "APZU4812090"}},
-            {"eventID": "b", "eventUpdatedDateTime": "2026-01-20T14:20:00Z", "eventDateTime": "2026-01-20T14:15:00Z",
-             "eventClassification": {"eventType": "EQUIPMENT", "eventClassifier": "ACTUAL", "equipmentEventType": "GATEIN"},
-             "equipmentDetails": {"equipmentReference": "APZU4812090"}},
+            {
+                "eventID": "a",
+                "eventUpdatedDateTime": "2026-01-20T14:20:00Z",
+                "eventDateTime": "2026-01-20T14:15:00Z",
+                "eventClassification": {
+                    "eventType": "EQUIPMENT",
+                    "eventClassifier": "ACTUAL",
+                    "equipmentEventType": "DISCHARGED",
+                },
+                "equipmentDetails": {"equipmentReference": "APZU4812090"},
+            },
+            {
+                "eventID": "b",
+                "eventUpdatedDateTime": "2026-01-20T14:20:00Z",
+                "eventDateTime": "2026-01-20T14:15:00Z",
+                "eventClassification": {
+                    "eventType": "EQUIPMENT",
+                    "eventClassifier": "ACTUAL",
+                    "equipmentEventType": "GATEIN",
+                },
+                "equipmentDetails": {"equipmentReference": "APZU4812090"},
+            },
         ],
         now=datetime(2026, 1, 21, tzinfo=UTC),
     )
 
     assert document.moves[0][1]["event_code"] == "DISC"
     assert [str(problem) for problem in document.problems] == [
-        "event 1 (b), field equipmentEventTypeCode: 'GATEIN' is not a DCSA equipment event code or a known alias"
+        "event 1 (b), field equipmentEventTypeCode: "
+        "'GATEIN' is not a DCSA equipment event code or a known alias"
     ]
 
 
@@ -176,10 +195,21 @@ def test_receipt_return_time_is_china_time_with_milliseconds():
 
 @pytest.mark.parametrize(
     ("code", "lifecycle"),
-    [("800", "released"), ("899", "released"), ("500", "inspection_ordered"), ("501", "held"), ("599", "held"),
-     ("700", "held"), ("100", "rejected"), ("-1", None), ("120", None)],
+    [
+        ("800", "released"),
+        ("899", "released"),
+        ("500", "inspection_ordered"),
+        ("501", "held"),
+        ("599", "held"),
+        ("700", "held"),
+        ("100", "rejected"),
+        ("-1", None),
+        ("120", None),
+    ],
 )
 def test_receipt_codes_map_to_lifecycle(code, lifecycle):
-    receipt = customs_json.read_receipt({"DecReceipt": {"EntryId": "224820241000012345", "ReturnStatus": code}})
+    receipt = customs_json.read_receipt(
+        {"DecReceipt": {"EntryId": "224820241000012345", "ReturnStatus": code}}
+    )
 
     assert receipt.lifecycle == lifecycle

@@ -82,7 +82,9 @@ def test_coarri_wrong_unt_count_drops_only_that_message(feed_rig):
 def test_coarri_report_written_beside_processed_file(feed_rig):
     feed_rig.drop("coarri_genoa_d95b_broken_count.edi")
 
-    report = json.loads((feed_rig.feed.drop_dir / "done" / "coarri_genoa_d95b_broken_count.edi.report.json").read_text())
+    report = json.loads(
+        (feed_rig.feed.drop_dir / "done" / "coarri_genoa_d95b_broken_count.edi.report.json").read_text()
+    )
     assert report["events_found"] == 19
     assert report["events_emitted"] == 19
     assert report["problems"][0]["message_ref"] == "1452515553811"
@@ -131,7 +133,10 @@ def test_codeco_gate_in_opens_a_container_visit(feed_rig, site_id):
     feed_rig.drop("codeco_sydney_gate_in.edi")
 
     row = feed_rig.db.execute(
-        "SELECT status, entered_at FROM container_visits WHERE site_id = %s AND container_number = 'CCLU4214635'",
+        """
+        SELECT status, entered_at FROM container_visits
+        WHERE site_id = %s AND container_number = 'CCLU4214635'
+        """,
         (site_id,),
     ).fetchone()
     assert row is not None
@@ -142,11 +147,20 @@ def test_dcsa_v3_examples_keep_both_events_sharing_an_event_id(feed_rig):
     reports = feed_rig.drop("dcsa_v3_openapi_events.json")
 
     events = feed_rig.events()
-    codes = [(event["payload"]["event_code"], event["payload"]["container_number"]["raw"]) for event in events]
+    codes = [
+        (event["payload"]["event_code"], event["payload"]["container_number"]["raw"]) for event in events
+    ]
     assert reports[0].notes == ["event 0 skipped: eventType SHIPMENT is not an equipment event"]
-    assert codes == [("LOAD", "APZU4812090"), ("DROP", "APZU4812090"), ("PICK", "APNR7744962"), ("LOAD", "APZU4812090")]
+    assert codes == [
+        ("LOAD", "APZU4812090"),
+        ("DROP", "APZU4812090"),
+        ("PICK", "APNR7744962"),
+        ("LOAD", "APZU4812090"),
+    ]
     assert events[0]["occurred_at"] == datetime(2019, 11, 11, 23, 11, tzinfo=UTC)
-    assert events[0]["payload"]["seals"] == [{"raw": "133534", "source": "tos", "party": "CUS", "seal_type": "WIR"}]
+    assert events[0]["payload"]["seals"] == [
+        {"raw": "133534", "source": "tos", "party": "CUS", "seal_type": "WIR"}
+    ]
 
 
 def test_dcsa_non_iso_equipment_reference_stored_and_flagged(feed_rig):
@@ -163,8 +177,17 @@ def test_dcsa_wrong_date_times_rejected_by_field_and_others_stored(feed_rig):
 
     problems = [(problem["index"], problem["field"]) for problem in reports[0].problems]
     events = feed_rig.events()
-    assert problems == [(1, "eventCreatedDateTime"), (2, "eventDateTime"), (3, "eventCreatedDateTime"), (4, "eventDateTime")]
-    assert [event["payload"]["source"]["external_event_id"] for event in events] == ["c09-date-0", "c09-date-5", "c09-date-6"]
+    assert problems == [
+        (1, "eventCreatedDateTime"),
+        (2, "eventDateTime"),
+        (3, "eventCreatedDateTime"),
+        (4, "eventDateTime"),
+    ]
+    assert [event["payload"]["source"]["external_event_id"] for event in events] == [
+        "c09-date-0",
+        "c09-date-5",
+        "c09-date-6",
+    ]
     assert events[1]["payload"]["flags"] == ["created_before_actual_event"]
     assert events[2]["payload"]["flags"] == ["created_in_future"]
 
