@@ -18,7 +18,14 @@ from psycopg import Connection
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from collector.ingest import BAD_SIGNATURE, DEVICE_DISABLED, DEVICE_MISMATCH, TAMPERED, UNKNOWN_DEVICE, Rejected
+from collector.ingest import (
+    BAD_SIGNATURE,
+    DEVICE_DISABLED,
+    DEVICE_MISMATCH,
+    TAMPERED,
+    UNKNOWN_DEVICE,
+    Rejected,
+)
 from kouan.alerts import AlertSpec, clear_alert, raise_alert
 from kouan.contract import split_topic
 
@@ -37,7 +44,9 @@ class HealthSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="KOUAN_", extra="ignore")
 
     clock_drift_limit_s: float = Field(
-        default=120.0, ge=0, description="Device clock offset from the collector's clock that raises clock_drift"
+        default=120.0,
+        ge=0,
+        description="Device clock offset from the collector's clock that raises clock_drift",
     )
     seq_gap_grace_s: float = Field(
         default=60.0,
@@ -54,9 +63,21 @@ def health_settings() -> HealthSettings:
 
 # Quarantine reason code -> (rule code, Chinese message, English message).
 SECURITY_RULES = {
-    UNKNOWN_DEVICE: ("device_unknown", "未登记设备发送事件，已隔离", "Event from a device not in the registry; quarantined"),
-    DEVICE_DISABLED: ("device_unknown", "已停用设备发送事件，已隔离", "Event from a disabled device; quarantined"),
-    BAD_SIGNATURE: ("signature_invalid", "事件签名校验失败，已隔离", "Event signature does not verify; quarantined"),
+    UNKNOWN_DEVICE: (
+        "device_unknown",
+        "未登记设备发送事件，已隔离",
+        "Event from a device not in the registry; quarantined",
+    ),
+    DEVICE_DISABLED: (
+        "device_unknown",
+        "已停用设备发送事件，已隔离",
+        "Event from a disabled device; quarantined",
+    ),
+    BAD_SIGNATURE: (
+        "signature_invalid",
+        "事件签名校验失败，已隔离",
+        "Event signature does not verify; quarantined",
+    ),
     DEVICE_MISMATCH: (
         "device_mismatch",
         "事件中的设备编号与发布客户端不符，已隔离",
@@ -79,7 +100,9 @@ def check_batch(conn: Connection, result: BatchResult, now: datetime | None = No
     _raise_security_alerts(conn, result.quarantined)
     devices = sorted({(item.envelope.site_id, item.envelope.device_id) for item in result.stored})
     for site_id, device_id in devices:
-        received = max(item.message.received_at for item in result.stored if item.envelope.device_id == device_id)
+        received = max(
+            item.message.received_at for item in result.stored if item.envelope.device_id == device_id
+        )
         check_seq(conn, site_id, device_id, now or received)
 
 
@@ -197,7 +220,9 @@ def _advance(conn: Connection, device_id: str, contiguous: int) -> int:
 # --- clocks ---------------------------------------------------------------------------
 
 
-def _raise_drift(conn: Connection, site_id: str, device_id: str, offset_s: float, evidence: dict[str, Any]) -> None:
+def _raise_drift(
+    conn: Connection, site_id: str, device_id: str, offset_s: float, evidence: dict[str, Any]
+) -> None:
     """Raise ``clock_drift``; ``offset_s`` is receive time minus device time (negative: device ahead)."""
     direction_zh = "快" if offset_s < 0 else "慢"
     direction_en = "ahead of" if offset_s < 0 else "behind"
@@ -212,7 +237,11 @@ def _raise_drift(conn: Connection, site_id: str, device_id: str, offset_s: float
             device_id=device_id,
             message_zh=f"设备 {device_id} 时钟偏差：比采集服务器{direction_zh} {abs(offset_s):.0f} 秒",
             message_en=f"Device {device_id} clock is {abs(offset_s):.0f} s {direction_en} the collector's",
-            evidence={**evidence, "offset_s": round(offset_s, 3), "limit_s": health_settings().clock_drift_limit_s},
+            evidence={
+                **evidence,
+                "offset_s": round(offset_s, 3),
+                "limit_s": health_settings().clock_drift_limit_s,
+            },
         ),
     )
 
@@ -281,12 +310,18 @@ def _check_status_clock(
     clock_text = status.get("clock")
     # A retained status replayed to a (re)subscribing collector carries an old clock;
     # the one already stored is that replay, not a new reading.
-    if not isinstance(clock_text, str) or clock_text == previous.get("clock") or status.get("state") != "online":
+    if (
+        not isinstance(clock_text, str)
+        or clock_text == previous.get("clock")
+        or status.get("state") != "online"
+    ):
         return
     try:
         clock = datetime.fromisoformat(clock_text)
     except ValueError:
-        logger.warning("Device %s: status clock %r is not RFC 3339; ignored", device_id, json.dumps(clock_text)[:60])
+        logger.warning(
+            "Device %s: status clock %r is not RFC 3339; ignored", device_id, json.dumps(clock_text)[:60]
+        )
         return
     if clock.tzinfo is None:
         return

@@ -211,7 +211,9 @@ class EdgeAgent:
 
     def _connect(self) -> _Link | None:
         link = _Link(self._make_client())
-        link.client.max_inflight_messages_set(max(1, min(self.settings.inflight_window, self._receive_maximum)))
+        link.client.max_inflight_messages_set(
+            max(1, min(self.settings.inflight_window, self._receive_maximum))
+        )
         link.client.on_connect = lambda *args: self._on_connect(link, *args)
         link.client.on_disconnect = lambda *args: self._on_disconnect(link, *args)
         link.client.on_message = self._on_message
@@ -268,7 +270,9 @@ class EdgeAgent:
 
     def _on_disconnect(self, link: _Link, client, userdata, flags, reason_code, properties) -> None:  # noqa: ANN001
         if not link.closed.is_set() and not self._stop.is_set() and link.connected.is_set():
-            logger.warning("Device %s: disconnected by the broker or network (%s)", self.identity.device_id, reason_code)
+            logger.warning(
+                "Device %s: disconnected by the broker or network (%s)", self.identity.device_id, reason_code
+            )
         link.closed.set()
         self._wake.set()
 
@@ -282,7 +286,9 @@ class EdgeAgent:
         elif link.client.is_connected():
             # MQTT 5 reason code 0x04: the broker publishes the will, so the status
             # topic shows the lane offline while the agent reconnects.
-            link.client.disconnect(reasoncode=ReasonCode(PacketTypes.DISCONNECT, "Disconnect with will message"))
+            link.client.disconnect(
+                reasoncode=ReasonCode(PacketTypes.DISCONNECT, "Disconnect with will message")
+            )
         link.client.loop_stop()
         sock = link.client.socket()
         if sock is not None:
@@ -351,7 +357,9 @@ class EdgeAgent:
             try:
                 self.on_command(body)
             except Exception:
-                logger.exception("Device %s: command handler failed on %s", self.identity.device_id, message.topic)
+                logger.exception(
+                    "Device %s: command handler failed on %s", self.identity.device_id, message.topic
+                )
 
     def _on_receipt(self, body: dict[str, Any]) -> None:
         seqs = [seq for seq in body.get("seqs", []) if isinstance(seq, int)]

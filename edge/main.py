@@ -59,7 +59,9 @@ class EdgeRuntime:
         try:
             self.agent.emit("command.result", result, occurred_at=datetime.now().astimezone())
         except OutboxFull:
-            logger.error("Device %s: command result %s not reported: outbox full", self.identity.device_id, result)
+            logger.error(
+                "Device %s: command result %s not reported: outbox full", self.identity.device_id, result
+            )
 
     def _on_eseal_line(self, line: str) -> None:
         try:
@@ -79,15 +81,23 @@ class EdgeRuntime:
         self.agent.start()
         settings = self.settings
         if settings.http_port is not None:
-            self.endpoint = CameraEndpoint(settings.http_host, settings.http_port, FrameRouter(self.agent, self.fusion))
+            self.endpoint = CameraEndpoint(
+                settings.http_host, settings.http_port, FrameRouter(self.agent, self.fusion)
+            )
             self.endpoint.start()
         if settings.weighbridge_host and settings.weighbridge_port and self.fusion is not None:
             stable = StableWeight(
-                f"{self.identity.device_id}-scale"[:64], settings.weighbridge_stable_frames, self.fusion.add_weight
+                f"{self.identity.device_id}-scale"[:64],
+                settings.weighbridge_stable_frames,
+                self.fusion.add_weight,
             )
-            self.readers.append(LineReader("weighbridge", settings.weighbridge_host, settings.weighbridge_port, stable.feed))
+            self.readers.append(
+                LineReader("weighbridge", settings.weighbridge_host, settings.weighbridge_port, stable.feed)
+            )
         if settings.eseal_host and settings.eseal_port:
-            self.readers.append(LineReader("eseal-reader", settings.eseal_host, settings.eseal_port, self._on_eseal_line))
+            self.readers.append(
+                LineReader("eseal-reader", settings.eseal_host, settings.eseal_port, self._on_eseal_line)
+            )
         for reader in self.readers:
             reader.start()
         if self.fusion is not None:
@@ -101,7 +111,9 @@ class EdgeRuntime:
             "Edge agent for %s started (camera endpoint %s, weighbridge %s, e-seal reader %s, simulated %s)",
             self.identity.device_id,
             settings.http_port or "off",
-            f"{settings.weighbridge_host}:{settings.weighbridge_port}" if settings.weighbridge_port else "off",
+            f"{settings.weighbridge_host}:{settings.weighbridge_port}"
+            if settings.weighbridge_port
+            else "off",
             f"{settings.eseal_host}:{settings.eseal_port}" if settings.eseal_port else "off",
             settings.simulated,
         )

@@ -71,9 +71,7 @@ class Outbox:
         self._db.executescript(SCHEMA)
         # The depth is kept as a counter: count(*) reads the whole table, which at
         # 100,000 pending events costs more than the insert it guards.
-        self._db.execute(
-            "INSERT OR IGNORE INTO counters (name, value) SELECT 'depth', count(*) FROM outbox"
-        )
+        self._db.execute("INSERT OR IGNORE INTO counters (name, value) SELECT 'depth', count(*) FROM outbox")
 
     def append(self, build: Callable[[int], dict[str, Any]]) -> int:
         """Allocate the next seq, build the document for it and commit it; return the seq."""

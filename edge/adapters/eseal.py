@@ -83,7 +83,9 @@ class ESealReading:
 def parse_eseal_frame(line: str) -> ESealReading:
     fields = [part.strip() for part in line.strip().split(",")]
     if len(fields) not in (4, 5) or fields[0].upper() != "ESEAL":
-        raise ESealFrameError(f"e-seal frame {line[:60]!r} is not 'ESEAL,<seal id>,<status>,<time>[,<container>]'")
+        raise ESealFrameError(
+            f"e-seal frame {line[:60]!r} is not 'ESEAL,<seal id>,<status>,<time>[,<container>]'"
+        )
 
     seal_id, status_text, time_text = fields[1].upper(), fields[2], fields[3]
     if not SEAL_ID.match(seal_id):
@@ -113,7 +115,12 @@ def seal_status_payload(reading: ESealReading, reader_id: str) -> dict[str, Any]
     on a closed wire, so a later frame with the wire closed never hides an earlier
     tampering.
     """
-    read = {"raw": reading.seal_id, "source": "eseal", "sensor_id": reader_id, "read_at": reading.read_at.isoformat()}
+    read = {
+        "raw": reading.seal_id,
+        "source": "eseal",
+        "sensor_id": reader_id,
+        "read_at": reading.read_at.isoformat(),
+    }
     payload: dict[str, Any] = {
         "seal_number": read,
         "sealed": not reading.opened,
@@ -124,5 +131,9 @@ def seal_status_payload(reading: ESealReading, reader_id: str) -> dict[str, Any]
         "status_flags": f"{reading.status:08X}",
     }
     if reading.container_number:
-        payload["container_number"] = {"raw": reading.container_number, "source": "eseal", "sensor_id": reader_id}
+        payload["container_number"] = {
+            "raw": reading.container_number,
+            "source": "eseal",
+            "sensor_id": reader_id,
+        }
     return payload

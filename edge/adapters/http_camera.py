@@ -124,8 +124,9 @@ class FrameRouter:
             if closed is None:
                 return HTTPStatus.OK, {"passage_id": None}
             return HTTPStatus.CREATED, {"passage_id": closed[0], "seq": closed[1]}
-        raise FrameError(f"frame type {kind!r} is not one of arrival, container, plate, seal, "
-                         "declaration, departure, scan")
+        raise FrameError(
+            f"frame type {kind!r} is not one of arrival, container, plate, seal, declaration, departure, scan"
+        )
 
     def _scan(self, frame: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         payload = {

@@ -122,7 +122,9 @@ class LaneFusion:
         """Join a stable weight to the open passage; a weight with no truck in the lane is dropped."""
         with self._lock:
             if self._open is None:
-                logger.debug("Lane %s: weight %s kg with no passage open; ignored", self.lane_id, weight["kg"])
+                logger.debug(
+                    "Lane %s: weight %s kg with no passage open; ignored", self.lane_id, weight["kg"]
+                )
                 return None
             self._open.weight = weight
             return self._open.passage_id

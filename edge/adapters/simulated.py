@@ -21,7 +21,9 @@ def simulated_passages(fusion: LaneFusion, stop: threading.Event, interval_s: fl
         kind = reference.size_type(rng)
         now = datetime.now(UTC).isoformat()
         fusion.arrival()
-        fusion.add_plate({"raw": reference.tractor_plate(rng), "source": "lpr", "confidence": 0.96, "read_at": now})
+        fusion.add_plate(
+            {"raw": reference.tractor_plate(rng), "source": "lpr", "confidence": 0.96, "read_at": now}
+        )
         fusion.add_container(
             {"raw": reference.container_number(rng), "source": "ocr", "confidence": 0.97, "read_at": now},
             {"raw": kind.code, "source": "ocr"},

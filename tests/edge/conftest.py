@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from kouan.identifiers import iso6346_check_digit
 from tests.conftest import ProcessGroup, free_port, wait_for
 
 
@@ -38,9 +39,20 @@ def endpoint_status(port: int) -> dict[str, Any] | None:
         return None
 
 
+def container_number(number: int) -> str:
+    """Return a valid ISO 6346 number per test event, so events name distinct containers."""
+    first10 = f"KOUU{number % 1_000_000:06d}"
+    return first10 + iso6346_check_digit(first10)
+
+
 def scan_frame(number: int) -> dict[str, Any]:
     """A scanner result frame; each one becomes one scan.result event."""
-    return {"type": "scan", "container_number": "CSQU3054383", "result": "clear", "camera_id": f"cam{number % 4}"}
+    return {
+        "type": "scan",
+        "container_number": container_number(number),
+        "result": "clear",
+        "camera_id": f"cam{number % 4}",
+    }
 
 
 class EdgeProcess:

@@ -33,7 +33,9 @@ ESEAL_CASES = [
 ]
 
 
-@pytest.mark.parametrize(("status", "state", "sealed", "opened", "tampered", "approved", "battery"), ESEAL_CASES)
+@pytest.mark.parametrize(
+    ("status", "state", "sealed", "opened", "tampered", "approved", "battery"), ESEAL_CASES
+)
 def test_eseal_status_bits_decoded(status, state, sealed, opened, tampered, approved, battery):
     reading = parse_eseal_frame(f"ESEAL,QWER85723456,{status},202403151230,CSQU3054383")
     payload = seal_status_payload(reading, "reader-1")
@@ -139,7 +141,9 @@ def test_lane_fusion_joins_reads_into_one_passage():
     fusion, emitted = fusion_with_sink()
     passage_id = fusion.arrival(datetime(2026, 12, 3, 1, 30, tzinfo=UTC))
     fusion.add_container({"raw": "CSQU3O54383", "source": "ocr", "confidence": 0.81, "sensor_id": "ocr-left"})
-    fusion.add_container({"raw": "CSQU3054383", "source": "ocr", "confidence": 0.97, "sensor_id": "ocr-right"})
+    fusion.add_container(
+        {"raw": "CSQU3054383", "source": "ocr", "confidence": 0.97, "sensor_id": "ocr-right"}
+    )
     fusion.add_plate({"raw": "沪A12345", "source": "lpr", "confidence": 0.95, "sensor_id": "lpr-1"})
     fusion.add_weight({"kg": 35420.0, "source": "scale", "sensor_id": "scale-1", "stable": True})
     fusion.add_seal({"raw": "QWER85723456", "source": "eseal", "sensor_id": "eseal-1"}, "CSQU3054383")
@@ -221,10 +225,21 @@ def test_lane_adapters_end_to_end(stack, db, site_id, make_device, processes, st
     assert reader.connected.wait(10)
 
     assert post_frame(edge.port, {"type": "arrival"})[0] == 202
-    container = {"type": "container", "container_number": "CSQU3054383", "confidence": 0.97,
-                 "camera_id": "ocr-1", "image_ref": "img/1.jpg", "size_type": "45G1"}
+    container = {
+        "type": "container",
+        "container_number": "CSQU3054383",
+        "confidence": 0.97,
+        "camera_id": "ocr-1",
+        "image_ref": "img/1.jpg",
+        "size_type": "45G1",
+    }
     assert post_frame(edge.port, container)[0] == 202
-    assert post_frame(edge.port, {"type": "plate", "plate": "沪A12345", "confidence": 0.95, "camera_id": "lpr-1"})[0] == 202
+    assert (
+        post_frame(
+            edge.port, {"type": "plate", "plate": "沪A12345", "confidence": 0.95, "camera_id": "lpr-1"}
+        )[0]
+        == 202
+    )
     for line in ["US,GS,+0035380kg"] + ["ST,GS,+0035420kg"] * 4:
         scale.send(line)
     reader.send("ESEAL,QWER85723456,A0000000,202612030130,CSQU3054383")
@@ -232,11 +247,22 @@ def test_lane_adapters_end_to_end(stack, db, site_id, make_device, processes, st
     time.sleep(1.0)
     status, body = post_frame(edge.port, {"type": "departure"})
     assert status == 201
-    wait_for(lambda: db.execute("SELECT count(*) FROM events WHERE device_id = %s", (identity.device_id,)).fetchone()[0] == 2)
+    wait_for(
+        lambda: (
+            db.execute("SELECT count(*) FROM events WHERE device_id = %s", (identity.device_id,)).fetchone()[
+                0
+            ]
+            == 2
+        )
+    )
     scale.close()
     reader.close()
 
-    kinds = dict(db.execute("SELECT kind, envelope->'payload' FROM events WHERE device_id = %s", (identity.device_id,)).fetchall())
+    kinds = dict(
+        db.execute(
+            "SELECT kind, envelope->'payload' FROM events WHERE device_id = %s", (identity.device_id,)
+        ).fetchall()
+    )
     passage = kinds["gate.passage"]
     seal = kinds["seal.status"]
     assert passage["passage_id"] == body["passage_id"]
@@ -257,6 +283,9 @@ def test_camera_endpoint_rejects_invalid_frames(stack, site_id, make_device, sta
 
     assert post_frame(edge.port, {"type": "container"})[0] == 400
     assert post_frame(edge.port, {"type": "teleport"})[0] == 400
-    assert post_frame(edge.port, {"type": "scan", "container_number": "CSQU3054383", "result": "maybe"})[0] == 400
+    assert (
+        post_frame(edge.port, {"type": "scan", "container_number": "CSQU3054383", "result": "maybe"})[0]
+        == 400
+    )
     assert post_frame(edge.port, {"type": "arrival", "at": "2026-12-03T09:30:00"})[0] == 400
     assert post_frame(edge.port, {"type": "departure"}) == (200, {"passage_id": None})

@@ -28,7 +28,9 @@ def outbox_last_seq(home: Path, device_id: str) -> int:
 
 
 def stored_seqs(db, device_id: str) -> list[int]:
-    return [seq for (seq,) in db.execute("SELECT seq FROM events WHERE device_id = %s ORDER BY seq", (device_id,))]
+    return [
+        seq for (seq,) in db.execute("SELECT seq FROM events WHERE device_id = %s ORDER BY seq", (device_id,))
+    ]
 
 
 def seqs_by_arrival(db, device_id: str) -> list[int]:
@@ -85,7 +87,9 @@ def duplicate_rows(db, device_id: str) -> int:
     return int(count)
 
 
-def test_edge_killed_mid_burst_stores_every_accepted_event_once(stack, db, site_id, make_device, processes, start_edge):
+def test_edge_killed_mid_burst_stores_every_accepted_event_once(
+    stack, db, site_id, make_device, processes, start_edge
+):
     identity = make_device(site_id, "IN01")
     start_collector(processes, site_id, 1)
     edge = start_edge(identity.device_id)
@@ -113,7 +117,9 @@ def test_edge_killed_mid_burst_stores_every_accepted_event_once(stack, db, site_
     assert restarted.status()["last_seq"] == outbox_accepted
 
 
-def test_collector_killed_mid_burst_stores_every_event_once(stack, db, site_id, make_device, processes, start_edge):
+def test_collector_killed_mid_burst_stores_every_event_once(
+    stack, db, site_id, make_device, processes, start_edge
+):
     identity = make_device(site_id, "IN01")
     collector = start_collector(processes, site_id, 1)
     edge = start_edge(identity.device_id)
@@ -136,7 +142,9 @@ def test_collector_killed_mid_burst_stores_every_event_once(stack, db, site_id, 
     assert edge.status()["outbox_depth"] == 0
 
 
-def test_full_outbox_rejects_overflow_and_raises_alert(stack, db, site_id, make_device, processes, start_edge):
+def test_full_outbox_rejects_overflow_and_raises_alert(
+    stack, db, site_id, make_device, processes, start_edge
+):
     identity = make_device(site_id, "IN01")
     edge = start_edge(identity.device_id, outbox_capacity=25, status_interval_s=1)
     edge.wait_online()
@@ -170,7 +178,9 @@ def test_full_outbox_rejects_overflow_and_raises_alert(stack, db, site_id, make_
 
 
 @pytest.mark.slow
-def test_broker_down_two_minutes_delivers_all_in_order(stack, db, site_id, make_device, processes, start_edge):
+def test_broker_down_two_minutes_delivers_all_in_order(
+    stack, db, site_id, make_device, processes, start_edge
+):
     identity = make_device(site_id, "IN01")
     start_collector(processes, site_id, 1)
     edge = start_edge(identity.device_id)

@@ -21,13 +21,12 @@ and processes killed with SIGKILL.
 
 from __future__ import annotations
 
-import json
+import itertools
 import logging
 import tempfile
 import threading
 import time
-import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -41,13 +40,18 @@ from edge.main import EdgeRuntime
 from edge.outbox import OutboxFull
 from edge.settings import EdgeSettings
 from tests.conftest import start_collector, stored_count, wait_for
+from tests.edge.conftest import container_number
 from tests.edge.proxy import FaultProxy
 from tests.edge.test_commands import ServicePublisher, command
 from tests.edge.test_delivery import duplicate_rows, stored_seqs
 
 
 def scan(number: int) -> dict:
-    return {"lane_id": "IN01", "container_number": {"raw": "CSQU3054383", "source": "ocr"}, "result": "clear"}
+    return {
+        "lane_id": "IN01",
+        "container_number": {"raw": container_number(number), "source": "ocr"},
+        "result": "clear",
+    }
 
 
 @pytest.fixture
@@ -69,7 +73,11 @@ def make_agent(proxy):
     agents: list[EdgeAgent] = []
 
     def make(identity, outbox_path: Path | None = None, **settings) -> EdgeAgent:
-        agent = EdgeAgent(identity, EdgeSettings(device_id=identity.device_id, mqtt_port=proxy.port, **settings), outbox_path)
+        agent = EdgeAgent(
+            identity,
+            EdgeSettings(device_id=identity.device_id, mqtt_port=proxy.port, **settings),
+            outbox_path,
+        )
         agents.append(agent)
         agent.start()
         return agent
@@ -80,8 +88,13 @@ def make_agent(proxy):
             agent.stop()
 
 
+_numbers = itertools.count(1)
+
+
 def emit_scans(agent: EdgeAgent, count: int) -> list[int]:
-    return [agent.emit("scan.result", scan(number), occurred_at=datetime.now(UTC)) for number in range(count)]
+    return [
+        agent.emit("scan.result", scan(next(_numbers)), occurred_at=datetime.now(UTC)) for _ in range(count)
+    ]
 
 
 @pytest.mark.parametrize("window", [1, 20])
@@ -258,4 +271,6 @@ def test_commands_queued_while_offline_acted_after_reconnect(stack, db, site_id,
     time.sleep(1)
     second.stop()
 
-    assert [str(action.command_id) for action in second.barrier.actions] == [body["command_id"] for body in bodies]
+    assert [str(action.command_id) for action in second.barrier.actions] == [
+        body["command_id"] for body in bodies
+    ]

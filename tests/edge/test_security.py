@@ -71,7 +71,9 @@ def test_replayed_seq_with_other_content_raises_tamper(stack, db, lane, raw_publ
 
     wait_for(lambda: quarantine_rows(db, lane.device_id))
     assert stored_count(db, lane.device_id) == 1
-    stored = db.execute("SELECT container_numbers FROM events WHERE device_id = %s", (lane.device_id,)).fetchone()
+    stored = db.execute(
+        "SELECT container_numbers FROM events WHERE device_id = %s", (lane.device_id,)
+    ).fetchone()
     assert stored[0] == ["CSQU3054383"]
     assert [code for code, _ in quarantine_rows(db, lane.device_id)] == ["tampered"]
     assert device_alerts(db, lane.device_id)["event_tampered"] == ("critical", 1)
@@ -80,7 +82,9 @@ def test_replayed_seq_with_other_content_raises_tamper(stack, db, lane, raw_publ
 def test_unregistered_device_quarantined_with_alert(stack, db, lane, raw_publisher):
     # Broker credentials exist (as after a registry entry was removed) but the
     # registry holds no public key for the device.
-    identity = DeviceIdentity(f"{lane.site_id}-ROGUE", lane.site_id, "IN01", "lane", f"{lane.site_id}-ROGUE", "pw-rogue-1")
+    identity = DeviceIdentity(
+        f"{lane.site_id}-ROGUE", lane.site_id, "IN01", "lane", f"{lane.site_id}-ROGUE", "pw-rogue-1"
+    )
     save_private_key(generate_private_key(), identity.key_path(stack.home))
     broker_file = stack.home / "secrets" / "devices" / f"{identity.device_id}.broker"
     broker_file.write_text(f"{identity.mqtt_username}:{identity.mqtt_password}:{identity.site_id}\n")
@@ -163,7 +167,9 @@ def test_device_cannot_publish_to_other_device_topic(stack, db, lane, site_id, m
     client.disconnect()
     client.loop_stop()
     # A message that did reach the collector would be stored within a second.
-    raw_publisher(other).publish(events_topic(other), signed_event(other, stack.home, 2, passage("TCNU7200794")))
+    raw_publisher(other).publish(
+        events_topic(other), signed_event(other, stack.home, 2, passage("TCNU7200794"))
+    )
     wait_for(lambda: stored_count(db, other.device_id) == 1)
 
     assert acks == ["Not authorized"]
