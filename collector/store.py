@@ -30,7 +30,7 @@ from collector.decisions import (
     stored_commands,
 )
 from collector.ingest import TAMPERED, Accepted, Rejected
-from kouan.alerts import AlertSpec, raise_alert
+from kouan.alerts import AlertSpec, raise_alerts
 from kouan.contract import Command
 
 logger = logging.getLogger(__name__)
@@ -291,14 +291,13 @@ def _repeat_decisions(conn: Connection, duplicates: list[Accepted]) -> list[tupl
 
 def _raise_passage_alerts(conn: Connection, items: list[Accepted], rules: RuleSettings) -> int:
     """Raise the passage rules (unreadable container number, low OCR confidence) per event."""
-    raised = 0
+    specs = []
     for item in items:
         if item.envelope.kind not in ("gate.passage", "scan.result"):
             continue
+        event_id = str(item.envelope.event_id)
         for finding in passage_findings(item.derived, rules):
-            event_id = str(item.envelope.event_id)
-            raise_alert(
-                conn,
+            specs.append(
                 AlertSpec(
                     site_id=item.envelope.site_id,
                     rule_code=finding.rule_code,
@@ -311,10 +310,10 @@ def _raise_passage_alerts(conn: Connection, items: list[Accepted], rules: RuleSe
                     device_id=item.envelope.device_id,
                     lane_id=item.envelope.payload.get("lane_id"),
                     container_number=(item.container_numbers or [None])[0],
-                ),
+                )
             )
-            raised += 1
-    return raised
+    raise_alerts(conn, specs)
+    return len(specs)
 
 
 def _update_devices(conn: Connection, items: list[Accepted]) -> None:

@@ -30,13 +30,7 @@ class AlertSpec:
     lane_id: str | None = None
 
 
-def raise_alert(conn: Connection, spec: AlertSpec) -> int:
-    """Open an alert, or update the unresolved one for the same rule and subject; return its id."""
-    if spec.severity not in SEVERITIES:
-        raise ValueError(f"Alert severity {spec.severity!r} is not one of {', '.join(SEVERITIES)}")
-
-    row = conn.execute(
-        """
+RAISE_SQL = """
         INSERT INTO alerts (site_id, rule_code, severity, subject_kind, subject_id, visit_id,
                             container_number, declaration_number, device_id, lane_id,
                             message_zh, message_en, evidence)
@@ -49,11 +43,53 @@ def raise_alert(conn: Connection, spec: AlertSpec) -> int:
                       message_en = EXCLUDED.message_en, evidence = EXCLUDED.evidence,
                       declaration_number = EXCLUDED.declaration_number
         RETURNING alert_id
-        """,
-        {**spec.__dict__, "evidence": Jsonb(spec.evidence)},
-    ).fetchone()
+        """
+
+
+def _check_severity(spec: AlertSpec) -> None:
+    if spec.severity not in SEVERITIES:
+        raise ValueError(f"Alert severity {spec.severity!r} is not one of {', '.join(SEVERITIES)}")
+
+
+def raise_alert(conn: Connection, spec: AlertSpec) -> int:
+    """Open an alert, or update the unresolved one for the same rule and subject; return its id."""
+    _check_severity(spec)
+
+    row = conn.execute(RAISE_SQL, {**spec.__dict__, "evidence": Jsonb(spec.evidence)}).fetchone()
     assert row is not None
     return int(row[0])
+
+
+def raise_alerts(conn: Connection, specs: list[AlertSpec]) -> None:
+    """Raise many alerts in one pipelined round trip, as :func:`raise_alert` does one."""
+    if not specs:
+        return
+    for spec in specs:
+        _check_severity(spec)
+
+    with conn.cursor() as cursor:
+        cursor.executemany(RAISE_SQL, [{**spec.__dict__, "evidence": Jsonb(spec.evidence)} for spec in specs])
+
+
+def clear_alerts(conn: Connection, subjects: list[tuple[str, str, str]]) -> None:
+    """Resolve the unresolved alerts of these (rule_code, subject_kind, subject_id), as Kouan."""
+    if not subjects:
+        return
+
+    conn.execute(
+        """
+        UPDATE alerts SET status = 'resolved', resolved_at = now(),
+                          resolve_reason = 'condition no longer holds'
+        WHERE (rule_code, subject_kind, subject_id) IN
+              (SELECT * FROM unnest(%s::text[], %s::text[], %s::text[]))
+          AND status <> 'resolved'
+        """,
+        (
+            [rule for rule, _, _ in subjects],
+            [kind for _, kind, _ in subjects],
+            [subject for _, _, subject in subjects],
+        ),
+    )
 
 
 def clear_alert(conn: Connection, rule_code: str, subject_kind: str, subject_id: str) -> int | None:

@@ -21,7 +21,7 @@ from psycopg.types.json import Jsonb
 from collector.correlation.core import Decision, Outcome, choose_declaration, decide, evaluate
 from collector.correlation.model import Declaration, DeclaredContainer, Observation, VisitState
 from collector.correlation.rules import Finding, RuleSettings
-from kouan.alerts import AlertSpec, clear_alert, raise_alert
+from kouan.alerts import AlertSpec, clear_alerts, raise_alerts
 
 logger = logging.getLogger(__name__)
 
@@ -86,25 +86,24 @@ def apply_observations(
 
     lock_containers(conn, site_id, observations)
     visits = _load_visits(conn, site_id, list(observations))
-    touched: list[StoredVisit] = []
+    # Keyed by identity: two new visits of different containers compare equal as values.
+    touched: dict[int, StoredVisit] = {}
     asking: list[tuple[StoredVisit, Observation]] = []
 
     for number, items in observations.items():
         for observation in sorted(items, key=lambda item: item.sort_key):
             visit = _visit_for(visits[number], site_id, number, observation)
             visit.state = visit.state.with_observation(observation)
-            if visit not in touched:
-                touched.append(visit)
+            touched.setdefault(id(visit), visit)
             if observation.direction == "out" and observation.decision_requested:
                 asking.append((visit, observation))
 
-    declarations, weights = _declarations_for(conn, site_id, touched)
+    declarations, weights = _declarations_for(conn, site_id, list(touched.values()))
     outcomes = []
-    for visit in touched:
+    for visit in touched.values():
         candidates = tuple(declarations.get(visit.state.container_number, []))
         outcomes.append((visit, evaluate(visit.state, candidates, None, settings, now, weights)))
-    for visit, outcome in outcomes:
-        _save_visit(conn, visit, outcome)
+    _save_visits(conn, outcomes)
     _sync_visit_alerts(conn, outcomes, result)
 
     for visit, passage in asking:
@@ -207,10 +206,42 @@ def load_declarations(conn: Connection, site_id: str, numbers: list[str]) -> dic
     return found
 
 
-def _save_visit(conn: Connection, visit: StoredVisit, outcome: Outcome) -> None:
+VISIT_COLUMNS = (
+    "site_id",
+    "container_number",
+    "declaration_number",
+    "status",
+    "customs_status",
+    "declared",
+    "released",
+    "first_seen_at",
+    "entered_at",
+    "scanned_at",
+    "exited_at",
+    "last_event_at",
+    "entry_lane",
+    "exit_lane",
+    "truck_plate",
+    "seal_numbers",
+    "gross_weight_kg",
+    "size_type",
+    "flags",
+    "event_count",
+    "state",
+)
+INSERT_VISIT_SQL = (
+    f"INSERT INTO container_visits (visit_id, {', '.join(VISIT_COLUMNS)}) OVERRIDING SYSTEM VALUE "
+    f"VALUES (%(visit_id)s, {', '.join('%(' + name + ')s' for name in VISIT_COLUMNS)})"
+)
+UPDATE_VISIT_SQL = (
+    f"UPDATE container_visits SET {', '.join(f'{name} = %({name})s' for name in VISIT_COLUMNS)}, "
+    "updated_at = now() WHERE visit_id = %(visit_id)s"
+)
+
+
+def _visit_row(outcome: Outcome) -> dict[str, object]:
     summary = outcome.summary
-    state = {"observations": [item.to_json() for item in outcome.state.observations]}
-    values = {
+    return {
         "site_id": outcome.state.site_id,
         "container_number": outcome.state.container_number,
         "declaration_number": summary.declaration_number,
@@ -231,26 +262,37 @@ def _save_visit(conn: Connection, visit: StoredVisit, outcome: Outcome) -> None:
         "size_type": summary.size_type,
         "flags": list(summary.flags),
         "event_count": len(outcome.state.observations),
-        "state": Jsonb(state),
+        "state": Jsonb({"observations": [item.to_json() for item in outcome.state.observations]}),
     }
-    columns = list(values)
 
-    if visit.visit_id is None:
-        row = conn.execute(
-            f"INSERT INTO container_visits ({', '.join(columns)}) "
-            f"VALUES ({', '.join('%(' + name + ')s' for name in columns)}) RETURNING visit_id",
-            values,
-        ).fetchone()
-        assert row is not None
-        visit.visit_id = row[0]
-    else:
-        assignments = ", ".join(f"{name} = %({name})s" for name in columns)
-        conn.execute(
-            f"UPDATE container_visits SET {assignments}, updated_at = now() WHERE visit_id = %(visit_id)s",
-            {**values, "visit_id": visit.visit_id},
-        )
-    visit.state = outcome.state
-    visit.exited_at = summary.exited_at
+
+def _save_visits(conn: Connection, outcomes: list[tuple[StoredVisit, Outcome]]) -> None:
+    """Insert new visits and update known ones, each set in one pipelined ``executemany``.
+
+    New visits take ids drawn from the identity's sequence first, so their alerts can
+    name them without a round trip per visit.
+    """
+    new = [visit for visit, _ in outcomes if visit.visit_id is None]
+    if new:
+        rows = conn.execute(
+            "SELECT nextval(pg_get_serial_sequence('container_visits', 'visit_id')) FROM generate_series(1, %s)",
+            (len(new),),
+        ).fetchall()
+        for visit, (visit_id,) in zip(new, rows, strict=True):
+            visit.visit_id = visit_id
+
+    new_ids = {id(visit) for visit in new}
+    inserts, updates = [], []
+    for visit, outcome in outcomes:
+        row = {**_visit_row(outcome), "visit_id": visit.visit_id}
+        (inserts if id(visit) in new_ids else updates).append(row)
+        visit.state = outcome.state
+        visit.exited_at = outcome.summary.exited_at
+    with conn.cursor() as cursor:
+        if inserts:
+            cursor.executemany(INSERT_VISIT_SQL, inserts)
+        if updates:
+            cursor.executemany(UPDATE_VISIT_SQL, updates)
 
 
 @dataclass(frozen=True)
@@ -296,19 +338,23 @@ def _sync_visit_alerts(
 ) -> None:
     subject_ids = [str(visit.visit_id) for visit, _ in outcomes]
     latest = latest_alerts(conn, "visit", subject_ids)
+    raised: list[AlertSpec] = []
+    cleared: list[tuple[str, str, str]] = []
 
     for visit, outcome in outcomes:
         subject = str(visit.visit_id)
         for finding in outcome.findings:
-            if not needs_raise(latest.get((finding.rule_code, subject)), finding):
-                continue
-            raise_alert(conn, _visit_alert(visit, outcome, finding))
-            result.alerts_raised += 1
+            if needs_raise(latest.get((finding.rule_code, subject)), finding):
+                raised.append(_visit_alert(visit, outcome, finding))
         for code in outcome.cleared:
             previous = latest.get((code, subject))
             if previous is not None and previous.status != "resolved":
-                clear_alert(conn, code, "visit", subject)
-                result.alerts_cleared += 1
+                cleared.append((code, "visit", subject))
+
+    raise_alerts(conn, raised)
+    clear_alerts(conn, cleared)
+    result.alerts_raised += len(raised)
+    result.alerts_cleared += len(cleared)
 
 
 def _visit_alert(visit: StoredVisit, outcome: Outcome, finding: Finding) -> AlertSpec:
@@ -353,7 +399,6 @@ def reevaluate_containers(
     for visit in stored:
         candidates = tuple(declarations.get(visit.state.container_number, []))
         outcomes.append((visit, evaluate(visit.state, candidates, None, settings, now, weights)))
-    for visit, outcome in outcomes:
-        _save_visit(conn, visit, outcome)
+    _save_visits(conn, outcomes)
     _sync_visit_alerts(conn, outcomes, Correlation())
     return len(outcomes)
