@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from api.main import create_app
 from api.security.accounts import create_api_key
 from api.settings import ApiSettings
+from kouan.formats import dcsa
 from kouan.formats.declarations import apply_response, store_declaration
 
 
@@ -88,3 +89,17 @@ def test_export_rejects_reference_that_is_neither_iso_nor_alphanumeric(client, h
     response = client.get("/api/v1/containers/AB-CD/dcsa-events", headers=headers)
 
     assert response.status_code == 422
+
+
+def test_export_reads_back_through_the_dcsa_reader(feed_rig, client, headers):
+    feed_rig.drop("dcsa_v3_gate_inspection_release.json")
+
+    exported = client.get("/api/v1/containers/CBHU9515082/dcsa-events", headers=headers).json()
+    document = dcsa.parse_document(exported)
+
+    assert document.problems == []
+    assert [payload["event_code"] for _, payload in document.moves] == ["GTIN", "INSP", "CUSR", "GTOT"]
+    assert document.moves[3][1]["seals"] == [
+        {"raw": "A05803", "source": "tos", "party": "SHI", "seal_type": "BLT"},
+        {"raw": "CN2024000124", "source": "tos", "party": "CUS", "seal_type": "WIR"},
+    ]

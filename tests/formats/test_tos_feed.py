@@ -241,3 +241,24 @@ def test_unreadable_file_moves_to_failed_with_report(feed_rig, tmp_path):
 
     assert reports[0].problems[0]["code"] == "unreadable"
     assert (feed_rig.feed.drop_dir / "failed" / "noise.txt").exists()
+
+
+def test_codeco_gate_out_with_customs_seal_and_chinese_plate(feed_rig):
+    feed_rig.drop("codeco_gate_out_constructed.edi")
+
+    (event,) = feed_rig.events()
+    payload = event["payload"]
+    assert payload["event_code"] == "GTOT"
+    assert payload["seals"][1] == {"raw": "CN2024000123", "source": "tos", "party": "CU"}
+    assert event["derived"]["truck_plate"]["value"] == "沪A12345"
+    # No zone configured for sender CNSHAYS: the feed's default, Asia/Shanghai.
+    assert event["occurred_at"] == datetime(2024, 3, 16, 2, 12, tzinfo=UTC)
+
+
+def test_dcsa_gate_inspection_release_codes_stored(feed_rig):
+    feed_rig.drop("dcsa_v3_gate_inspection_release.json")
+
+    events = feed_rig.events()
+    assert [event["payload"]["event_code"] for event in events] == ["GTIN", "INSP", "CUSR", "GTOT"]
+    assert [seal["party"] for seal in events[3]["payload"]["seals"]] == ["SHI", "CUS"]
+    assert all(event["container_numbers"] == ["CBHU9515082"] for event in events)
