@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 KOUAN := $(VENV)/bin/kouan
 
-.PHONY: setup demo test lint stack-up stack-down clean
+.PHONY: setup demo test bench lint stack-up stack-down clean
 
 setup: $(VENV)/.installed
 	@bash scripts/setup.sh
@@ -19,6 +19,12 @@ demo: setup
 
 test: setup
 	$(VENV)/bin/pytest
+
+# Private stack, baselines and Kouan under load; about 10 minutes on 2 cores.
+# Pass options in BENCH_ARGS, e.g. `make bench BENCH_ARGS=--with-100m`.
+bench: setup
+	$(VENV)/bin/pip install --quiet -e '.[bench]'
+	$(VENV)/bin/python -m bench $(BENCH_ARGS)
 
 lint:
 	$(VENV)/bin/ruff check .

@@ -1,0 +1,1 @@
+"""Kouan's benchmark: ingest, latency, decisions and queries against two baselines."""
