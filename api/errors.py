@@ -14,9 +14,41 @@ from typing import Any
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 logger = logging.getLogger(__name__)
+
+
+class ErrorDetail(BaseModel):
+    field: str | None = None
+    value: str | None = None
+    problem: str | None = None
+
+
+class ErrorPublic(BaseModel):
+    """Every error body: a stable machine code and a message in the caller's language."""
+
+    code: str = Field(description="Stable machine code, e.g. not_found, forbidden, rate_limited")
+    message: str = Field(description="zh-CN by default, English with Accept-Language: en")
+    details: list[ErrorDetail] | None = None
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"model": ErrorPublic, "description": description}
+
+
+# Documented on every /api/v1 route.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: _error("Missing, invalid, expired or revoked credentials"),
+    403: _error("The caller's role may not do this"),
+    404: _error("Not found, or of a site the caller cannot see"),
+    409: _error("The object's state does not allow the action"),
+    413: _error("Request body over the limit"),
+    422: _error("Invalid request"),
+    429: _error("Rate limit reached; see Retry-After"),
+    503: _error("Service busy; see Retry-After"),
+}
 
 
 class ApiError(Exception):

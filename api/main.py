@@ -23,6 +23,7 @@ from api.decisions.routes import router as decisions_router
 from api.declarations.routes import router as declarations_router
 from api.devices.routes import router as devices_router
 from api.errors import (
+    ERROR_RESPONSES,
     ApiError,
     api_error_handler,
     error_body,
@@ -111,7 +112,10 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         return {"status": "ok"}
 
     @app.get(
-        "/metrics", tags=["health"], response_class=Response, responses={200: {"content": {"text/plain": {}}}}
+        "/metrics",
+        tags=["health"],
+        response_class=Response,
+        responses={**ERROR_RESPONSES, 200: {"content": {"text/plain": {}}, "description": "Prometheus text"}},
     )
     def metrics(principal: Annotated[Principal, Depends(require("metrics:read"))]) -> Response:
         """Prometheus metrics of this API process and, read from the database, of ingest,
@@ -130,7 +134,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         events_router,
         audit_router,
     ):
-        app.include_router(router)
+        app.include_router(router, responses=ERROR_RESPONSES)
     app.include_router(dcsa_router)
     app.include_router(dashboard_router)
     return app

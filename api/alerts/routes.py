@@ -51,13 +51,13 @@ def list_alerts(
     )
 
 
-@router.get("/{alert_id}", response_model=AlertPublic, responses={404: {}})
+@router.get("/{alert_id}", response_model=AlertPublic)
 def get_alert(request: Request, alert_id: AlertId, principal: Reader, conn: Db) -> dict:
     """One alert with its evidence."""
     return service.get_alert(conn, principal, alert_id, prefers_english(request))
 
 
-@router.post("/{alert_id}/acknowledge", response_model=AlertPublic, responses={404: {}, 409: {}})
+@router.post("/{alert_id}/acknowledge", response_model=AlertPublic)
 def acknowledge(request: Request, alert_id: AlertId, body: AlertAction, principal: Actor, conn: Db) -> dict:
     """Acknowledge an open alert: someone is on it. Audited with the reason."""
     result = service.acknowledge(conn, principal, alert_id, body.reason, prefers_english(request))
@@ -65,7 +65,7 @@ def acknowledge(request: Request, alert_id: AlertId, body: AlertAction, principa
     return result
 
 
-@router.post("/{alert_id}/resolve", response_model=AlertPublic, responses={404: {}, 409: {}})
+@router.post("/{alert_id}/resolve", response_model=AlertPublic)
 def resolve(request: Request, alert_id: AlertId, body: AlertAction, principal: Actor, conn: Db) -> dict:
     """Resolve an alert with the reason it is closed. Audited."""
     result = service.resolve(conn, principal, alert_id, body.reason, prefers_english(request))

@@ -54,13 +54,13 @@ def search_containers(
     )
 
 
-@router.get("/{number}", response_model=ContainerPublic, responses={404: {}})
+@router.get("/{number}", response_model=ContainerPublic)
 def get_container(number: NumberPath, principal: Reader, conn: Db, site: SiteQuery = None) -> dict:
     """A container's latest visit: where it is, its declaration and its flags."""
     return service.get_container(conn, scoped_sites(conn, principal, site), number)
 
 
-@router.get("/{number}/timeline", response_model=TimelinePublic, responses={404: {}})
+@router.get("/{number}/timeline", response_model=TimelinePublic)
 def get_timeline(
     request: Request,
     number: NumberPath,

@@ -44,7 +44,7 @@ def list_decisions(
     )
 
 
-@router.get("/{command_id}", response_model=DecisionPublic, responses={404: {}})
+@router.get("/{command_id}", response_model=DecisionPublic)
 def get_decision(
     request: Request,
     command_id: uuid.UUID,
@@ -55,9 +55,7 @@ def get_decision(
     return service.get_decision(conn, principal, command_id, prefers_english(request))
 
 
-@router.post(
-    "/{command_id}/override", response_model=OverridePublic, status_code=201, responses={404: {}, 409: {}}
-)
+@router.post("/{command_id}/override", response_model=OverridePublic, status_code=201)
 def override_decision(
     request: Request,
     command_id: uuid.UUID,

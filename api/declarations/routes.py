@@ -50,7 +50,7 @@ def list_declarations(
 @router.put(
     "/{number}",
     response_model=DeclarationPublic,
-    responses={201: {"model": DeclarationPublic}, 404: {}, 409: {}},
+    responses={201: {"model": DeclarationPublic}},
 )
 def put_declaration(
     number: NumberPath,
@@ -71,13 +71,13 @@ def put_declaration(
     return service.get_declaration(conn, principal, number)
 
 
-@router.get("/{number}", response_model=DeclarationPublic, responses={404: {}})
+@router.get("/{number}", response_model=DeclarationPublic)
 def get_declaration(number: NumberPath, principal: Reader, conn: Db) -> dict:
     """A declaration with each of its containers: arrived, scanned, exited or missing."""
     return service.get_declaration(conn, principal, number)
 
 
-@router.post("/{number}/status", response_model=DeclarationPublic, responses={404: {}, 409: {}})
+@router.post("/{number}/status", response_model=DeclarationPublic)
 def change_status(
     number: NumberPath,
     body: DeclarationStatusChange,

@@ -32,7 +32,7 @@ def list_devices(
     )
 
 
-@router.get("/devices/{device_id}", response_model=DevicePublic, responses={404: {}})
+@router.get("/devices/{device_id}", response_model=DevicePublic)
 def get_device(
     device_id: Annotated[str, Path(pattern=IDENTIFIER_PATTERN)], principal: Reader, conn: Db
 ) -> dict:

@@ -102,7 +102,6 @@ async def live_stream(
     "/events/{event_id}/corrections",
     response_model=CorrectionPublic,
     status_code=201,
-    responses={404: {}, 409: {}},
 )
 def correct_read(
     event_id: uuid.UUID,

@@ -29,7 +29,7 @@ class PrincipalPublic(BaseModel):
     permissions: list[str]
 
 
-@router.post("/token", response_model=TokenPublic, responses={401: {}, 429: {}})
+@router.post("/token", response_model=TokenPublic)
 def login(
     request: Request,
     username: Annotated[str, Form(min_length=1, max_length=64)],
@@ -55,7 +55,7 @@ def login(
     return {"access_token": token, "token_type": "bearer", "expires_in": settings.token_ttl_s}
 
 
-@router.get("/me", response_model=PrincipalPublic, responses={401: {}})
+@router.get("/me", response_model=PrincipalPublic)
 def me(principal: CurrentPrincipal) -> dict:
     """The caller: role, sites and what the role may do."""
     return {

@@ -13,7 +13,7 @@ from api.statistics.schemas import StatisticsPublic
 router = APIRouter(prefix="/api/v1/statistics", tags=["statistics"])
 
 
-@router.get("", response_model=StatisticsPublic, responses={404: {}})
+@router.get("", response_model=StatisticsPublic)
 def get_statistics(
     principal: Annotated[Principal, Depends(require("statistics:read"))],
     conn: Db,

@@ -57,7 +57,9 @@ def make_key(stack: Stack) -> Callable[..., dict[str, str]]:
 
     def make(role: str, *sites: str, language: str = "en") -> dict[str, str]:
         with psycopg.connect(stack.database_url, autocommit=True) as conn:
-            key = create_api_key(conn, f"test-{role}-{os.getpid()}-{next(counter)}", role, list(sites), actor="test")
+            key = create_api_key(
+                conn, f"test-{role}-{os.getpid()}-{next(counter)}", role, list(sites), actor="test"
+            )
         return {"X-API-Key": key, "Accept-Language": language}
 
     return make
@@ -144,18 +146,25 @@ def _drive_site(
 
     def decided() -> bool:
         """gate decision and alert stored"""
-        decisions = db.execute("SELECT count(*) FROM gate_decisions WHERE site_id = %s", (site.site_id,)).fetchone()
+        decisions = db.execute(
+            "SELECT count(*) FROM gate_decisions WHERE site_id = %s", (site.site_id,)
+        ).fetchone()
         alerts = db.execute("SELECT count(*) FROM alerts WHERE site_id = %s", (site.site_id,)).fetchone()
         return decisions[0] >= 1 and alerts[0] >= 1
 
     wait_for(decided, timeout=30)
-    site.alert_ids = [row[0] for row in db.execute("SELECT alert_id FROM alerts WHERE site_id = %s", (site.site_id,))]
+    site.alert_ids = [
+        row[0] for row in db.execute("SELECT alert_id FROM alerts WHERE site_id = %s", (site.site_id,))
+    ]
     site.command_ids = [
-        str(row[0]) for row in db.execute("SELECT command_id FROM gate_decisions WHERE site_id = %s", (site.site_id,))
+        str(row[0])
+        for row in db.execute("SELECT command_id FROM gate_decisions WHERE site_id = %s", (site.site_id,))
     ]
     site.event_ids = [
         str(row[0])
-        for row in db.execute("SELECT event_id FROM events WHERE site_id = %s ORDER BY occurred_at", (site.site_id,))
+        for row in db.execute(
+            "SELECT event_id FROM events WHERE site_id = %s ORDER BY occurred_at", (site.site_id,)
+        )
     ]
     site.visit_id = db.execute(
         "SELECT visit_id FROM container_visits WHERE site_id = %s", (site.site_id,)

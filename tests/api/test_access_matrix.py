@@ -209,7 +209,10 @@ def test_foreign_object_invisible_or_forbidden(client, world, callers, role, end
 
     foreign = client.request(endpoint.method, foreign_path, json=endpoint.body(world), headers=headers)
     missing = client.request(
-        endpoint.missing_method or endpoint.method, missing_path, json=_missing_body(world, endpoint), headers=headers
+        endpoint.missing_method or endpoint.method,
+        missing_path,
+        json=_missing_body(world, endpoint),
+        headers=headers,
     )
 
     assert world.b.site_id not in foreign.text.replace(foreign_key, "")

@@ -51,17 +51,25 @@ def test_timeline_pages_with_cursor(client, world, make_key):
 def test_container_search_filters_by_lane_and_flag(client, world, make_key):
     headers = make_key("supervisor", world.a.site_id, world.b.site_id)
 
-    response = client.get("/api/v1/containers", params={"site": world.a.site_id, "lane": "IN01"}, headers=headers)
+    response = client.get(
+        "/api/v1/containers", params={"site": world.a.site_id, "lane": "IN01"}, headers=headers
+    )
 
     assert response.status_code == 200, response.text
     numbers = [item["container_number"] for item in response.json()["items"]]
     assert numbers == [world.a.container_number]
     flags = response.json()["items"][0]["flags"]
-    flagged = client.get(
-        "/api/v1/containers", params={"site": world.a.site_id, "flag": flags[0]}, headers=headers
-    ).json()["items"] if flags else []
+    flagged = (
+        client.get(
+            "/api/v1/containers", params={"site": world.a.site_id, "flag": flags[0]}, headers=headers
+        ).json()["items"]
+        if flags
+        else []
+    )
     assert all(flags[0] in item["flags"] for item in flagged)
-    none = client.get("/api/v1/containers", params={"site": world.a.site_id, "lane": "SCAN01"}, headers=headers)
+    none = client.get(
+        "/api/v1/containers", params={"site": world.a.site_id, "lane": "SCAN01"}, headers=headers
+    )
     assert none.json()["items"] == []
 
 
@@ -72,7 +80,9 @@ def test_alert_acknowledge_then_resolve_is_audited(client, world, make_key, db):
     acknowledged = client.post(
         f"/api/v1/alerts/{alert_id}/acknowledge", json={"reason": "正在核查施封号"}, headers=headers
     )
-    resolved = client.post(f"/api/v1/alerts/{alert_id}/resolve", json={"reason": "已重新施封"}, headers=headers)
+    resolved = client.post(
+        f"/api/v1/alerts/{alert_id}/resolve", json={"reason": "已重新施封"}, headers=headers
+    )
     again = client.post(f"/api/v1/alerts/{alert_id}/resolve", json={"reason": "again"}, headers=headers)
 
     assert acknowledged.status_code == 200, acknowledged.text
@@ -92,7 +102,9 @@ def test_alert_acknowledge_then_resolve_is_audited(client, world, make_key, db):
 def test_alert_action_without_reason_rejected(client, world, make_key):
     headers = make_key("supervisor", world.a.site_id)
 
-    response = client.post(f"/api/v1/alerts/{world.a.alert_ids[0]}/acknowledge", json={"reason": "  "}, headers=headers)
+    response = client.post(
+        f"/api/v1/alerts/{world.a.alert_ids[0]}/acknowledge", json={"reason": "  "}, headers=headers
+    )
 
     assert response.status_code == 422
     assert response.json()["code"] == "invalid_request"
@@ -100,13 +112,17 @@ def test_alert_action_without_reason_rejected(client, world, make_key):
 
 def test_override_publishes_release_to_lane(client, world, make_key, db, stack):
     command_id = world.a.command_ids[0]
-    decision = db.execute("SELECT decision, device_id FROM gate_decisions WHERE command_id = %s", (command_id,)).fetchone()
+    decision = db.execute(
+        "SELECT decision, device_id FROM gate_decisions WHERE command_id = %s", (command_id,)
+    ).fetchone()
     assert decision[0] in ("hold", "manual")
     received: list[dict] = []
     subscribed = threading.Event()
     listener = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="override-listener", protocol=mqtt.MQTTv5)
     listener.username_pw_set(*CommonSettings().mqtt_credentials())
-    listener.on_connect = lambda c, *_: c.subscribe(f"kouan/v1/{world.a.site_id}/{decision[1]}/commands", qos=1)
+    listener.on_connect = lambda c, *_: c.subscribe(
+        f"kouan/v1/{world.a.site_id}/{decision[1]}/commands", qos=1
+    )
     listener.on_subscribe = lambda *_: subscribed.set()
     listener.on_message = lambda c, u, message: received.append(json.loads(message.payload))
     listener.connect("127.0.0.1", stack.mqtt_port)
@@ -115,7 +131,9 @@ def test_override_publishes_release_to_lane(client, world, make_key, db, stack):
         assert subscribed.wait(10)
         headers = make_key("customs_officer", world.a.site_id)
 
-        response = client.post(f"/api/v1/decisions/{command_id}/override", json={"reason": "现场查验无误"}, headers=headers)
+        response = client.post(
+            f"/api/v1/decisions/{command_id}/override", json={"reason": "现场查验无误"}, headers=headers
+        )
 
         assert response.status_code == 201, response.text
         body = response.json()
@@ -131,13 +149,18 @@ def test_override_publishes_release_to_lane(client, world, make_key, db, stack):
     command = next(item for item in received if item["command_id"] == body["command_id"])
     assert command["decision"] == "release"
     assert command["lane_id"] == "OUT01"
-    history = client.get("/api/v1/decisions", params={"site": world.a.site_id, "lane": "OUT01"}, headers=headers)
+    history = client.get(
+        "/api/v1/decisions", params={"site": world.a.site_id, "lane": "OUT01"}, headers=headers
+    )
     held = next(item for item in history.json()["items"] if item["command_id"] == command_id)
     assert held["overridden_by"] == body["command_id"]
     audit_row = db.execute(
-        "SELECT actor, reason FROM audit_log WHERE action = 'decision.override' AND subject = %s", (f"decision:{command_id}",)
+        "SELECT actor, reason FROM audit_log WHERE action = 'decision.override' AND subject = %s",
+        (f"decision:{command_id}",),
     ).fetchone()
     assert audit_row[1] == "现场查验无误"
-    repeat = client.post(f"/api/v1/decisions/{command_id}/override", json={"reason": "again"}, headers=headers)
+    repeat = client.post(
+        f"/api/v1/decisions/{command_id}/override", json={"reason": "again"}, headers=headers
+    )
     assert repeat.status_code == 409
     assert repeat.json()["code"] == "decision_already_overridden"

@@ -86,7 +86,9 @@ def test_missing_credentials_answer_401_in_chinese_by_default(client):
 def test_error_message_follows_accept_language(client, make_key, site_id):
     headers = make_key("supervisor", site_id)
 
-    english = client.get("/api/v1/containers/CSQU3054384", headers={**headers, "Accept-Language": "en-US,en;q=0.9"})
+    english = client.get(
+        "/api/v1/containers/CSQU3054384", headers={**headers, "Accept-Language": "en-US,en;q=0.9"}
+    )
     chinese = client.get("/api/v1/containers/CSQU3054384", headers={**headers, "Accept-Language": "zh-CN"})
 
     assert english.status_code == 422
