@@ -108,6 +108,7 @@ class DecisionGrade:
     faulty_exits: int = 0
     faulty_not_released: int = 0
     without_decision: int = 0
+    wrong: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -401,12 +402,13 @@ class Grader:
                 return feed
             time.sleep(1.0)
 
-    def _exit_expectations(self) -> dict[str, str]:
+    def _exit_expectations(self) -> dict[str, tuple[str, list[str]]]:
+        """Return the expected decision and the truck's faults per exit passage."""
         expected = {}
         for truck in self.truth["trucks"]:
             for step in truck["journey"]:
                 if step["step"] == "exit":
-                    expected[truck["passages"]["out"]] = step["decision"]
+                    expected[truck["passages"]["out"]] = (step["decision"], truck["faults"])
         return expected
 
     def _decisions(self) -> DecisionGrade:
@@ -428,16 +430,19 @@ class Grader:
             for command in self.ledger["lane_commands"]:
                 decided[command["passage_id"]] = command["decision"]
 
-        for passage_id, want in expected.items():
+        for passage_id, (want, faults) in expected.items():
             got = decided.get(passage_id)
             if got is None:
                 grade.without_decision += 1
+            right = got == "release" if want == "release" else got in ("hold", "manual")
             if want == "release":
                 grade.clean_exits += 1
-                grade.clean_released += got == "release"
+                grade.clean_released += right
             else:
                 grade.faulty_exits += 1
-                grade.faulty_not_released += got in ("hold", "manual")
+                grade.faulty_not_released += right
+            if not right:
+                grade.wrong.append({"passage_id": passage_id, "expected": want, "got": got, "faults": faults})
         return grade
 
     def _statuses(self) -> StatusGrade:

@@ -486,21 +486,27 @@ class Planner:
     def _device_faults(self, plan: DayPlan) -> None:
         devices = [plan.device_id(lane) for lane, _ in plan.lanes()]
         span = max((plan.end - plan.start).total_seconds(), 60.0)
+        busy = self._faulted_spans(plan) if self.scenario.isolate_faults else {}
         for kind in DEVICE_FAULTS:
             config = self.scenario.faults.get(kind)
             for _ in range(self._count(kind, 0)):
                 assert config is not None
-                at = plan.start + timedelta(seconds=self.rng.uniform(0, span * 0.7))
+                for _attempt in range(ISOLATION_ATTEMPTS):
+                    at = plan.start + timedelta(seconds=self.rng.uniform(0, span * 0.7))
+                    device_id = self.rng.choice(devices)
+                    until = min(at + _minutes(self.rng, config.minutes), plan.end)
+                    if kind != "link_outage" or not _overlaps(busy.get(device_id, []), at, until):
+                        break
                 fault = FaultPlan(
                     fault_id=f"F{len(self.faults) + 1:04d}",
                     kind=kind,
                     at=at,
                     rule=FAULT_RULES[kind],
                     side_rules=FAULT_SIDE_RULES.get(kind, ()),
-                    device_id=self.rng.choice(devices),
+                    device_id=device_id,
                 )
                 if kind in ("link_outage", "clock_skew"):
-                    fault.until = min(at + _minutes(self.rng, config.minutes), plan.end)
+                    fault.until = until
                 if kind == "clock_skew":
                     skew = self.rng.uniform(5, 30) * 60 * self.rng.choice((1, -1))
                     fault.details = {"skew_s": round(skew, 3)}
@@ -510,8 +516,30 @@ class Planner:
                     fault.details = {"events": self.rng.randint(1, 3)}
                 self.faults.append(fault)
 
+    def _faulted_spans(self, plan: DayPlan) -> dict[str, list[tuple[datetime, datetime]]]:
+        """Return, per device, when trucks with visit faults use it, widened by ISOLATION_MARGIN."""
+        spans: dict[str, list[tuple[datetime, datetime]]] = {}
+        for truck in plan.trucks:
+            if not set(truck.faults) & set(FAULT_RULES) - {"duplicate_delivery", "out_of_order"}:
+                continue
+            last = self._last_action(truck)
+            lanes = [truck.entry_lane, truck.exit_lane, *plan.scenario.site.scanners]
+            for lane in lanes:
+                spans.setdefault(plan.device_id(lane), []).append(
+                    (truck.arrive_at - ISOLATION_MARGIN, last + ISOLATION_MARGIN)
+                )
+        return spans
+
+
+def _overlaps(spans: list[tuple[datetime, datetime]], start: datetime, end: datetime) -> bool:
+    return any(start <= span_end and span_start <= end for span_start, span_end in spans)
+
 
 MALFORMED_VARIANTS = ("not_json", "truncated_json", "missing_fields", "bad_payload")
+# With isolate_faults, a link outage keeps this far from any truck with a visit fault:
+# an exit held back by an outage past its release is no longer an exit before release.
+ISOLATION_MARGIN = timedelta(minutes=30)
+ISOLATION_ATTEMPTS = 200
 
 
 def plan_day(scenario: Scenario, seed: int, day: date) -> DayPlan:

@@ -45,6 +45,9 @@ MALFORMED_SEQ_BASE = 2**40
 # Seconds between a simulated device's status messages: a clock fault of a few
 # simulated minutes lasts a few real seconds, and the status carries the clock.
 STATUS_INTERVAL_S = 1.0
+# The lane's e-seal reader reads the seal as the truck queues, this long before the
+# passage closes; the report then reaches the collector before the decision request.
+ESEAL_READ_LEAD = timedelta(seconds=60)
 
 
 @dataclass(order=True)
@@ -92,6 +95,10 @@ def build_actions(plan: DayPlan) -> list[Action]:
             for index, (when, status) in enumerate(truck.declaration.lifecycle):
                 kind = "declare" if index == 0 else "declaration_status"
                 actions.append(Action(max(when, plan.start), 0, kind, truck=truck, status=status))
+        if any(item.eseal for item in truck.containers):
+            actions.append(Action(truck.arrive_at - ESEAL_READ_LEAD, 2, "eseal_entry", truck=truck))
+            if truck.exit_at is not None:
+                actions.append(Action(truck.exit_at - ESEAL_READ_LEAD, 4, "eseal_exit", truck=truck))
         actions.append(Action(truck.arrive_at, 2, "arrive", truck=truck))
         if truck.scan_at is not None:
             actions.append(Action(truck.scan_at, 3, "scan", truck=truck))
@@ -208,6 +215,8 @@ class PortDayRun:
             "declare": self._declaration,
             "declaration_status": self._declaration,
             "arrive": self._arrive,
+            "eseal_entry": self._eseal_entry,
+            "eseal_exit": self._eseal_exit,
             "scan": self._scan,
             "exit": self._exit,
             "heartbeat": self._heartbeat,
@@ -353,10 +362,24 @@ class PortDayRun:
             }
             self._emit(lane, "seal.status", payload, at, f"eseal:{item.container_number}")
 
+    def _eseal_entry(self, action: Action) -> None:
+        assert action.truck is not None
+        self._eseal_reports(action.truck, action.truck.entry_lane, action.at, set())
+
+    def _eseal_exit(self, action: Action) -> None:
+        truck = action.truck
+        assert truck is not None
+        tampered = {
+            number
+            for fault in self.plan.faults_of(truck.truck_id)
+            if fault.kind == "eseal_tampered"
+            for number in fault.container_numbers
+        }
+        self._eseal_reports(truck, truck.exit_lane, action.at, tampered)
+
     def _arrive(self, action: Action) -> None:
         truck = action.truck
         assert truck is not None
-        self._eseal_reports(truck, truck.entry_lane, action.at, set())
         payload = self._passage(truck, "in")
         self._emit(truck.entry_lane, "gate.passage", payload, action.at, "entry", payload["passage_id"])
 
@@ -375,13 +398,6 @@ class PortDayRun:
     def _exit(self, action: Action) -> None:
         truck = action.truck
         assert truck is not None
-        tampered = {
-            number
-            for fault in self.plan.faults_of(truck.truck_id)
-            if fault.kind == "eseal_tampered"
-            for number in fault.container_numbers
-        }
-        self._eseal_reports(truck, truck.exit_lane, action.at, tampered)
         payload = self._passage(truck, "out")
         self._emit(truck.exit_lane, "gate.passage", payload, action.at, "exit", payload["passage_id"])
 

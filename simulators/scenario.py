@@ -143,6 +143,10 @@ class Scenario(StrictModel):
     declarations: DeclarationConfig = DeclarationConfig()
     dwell: DwellConfig = DwellConfig()
     faults: dict[FaultKind, FaultConfig] = {}
+    isolate_faults: bool = Field(
+        default=False,
+        description="Keep link outages away from trucks with visit faults, to grade each fault alone",
+    )
 
     @field_validator("faults", mode="before")
     @classmethod
