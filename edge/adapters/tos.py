@@ -188,10 +188,14 @@ def serve_http_drop(drop_dir: Path, port: int) -> ThreadingHTTPServer:
     class DropHandler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:  # noqa: N802 (http.server's method name)
             name = self.path.removeprefix("/drop/")
-            length = int(self.headers.get("Content-Length") or 0)
             if not self.path.startswith("/drop/") or not name or "/" in name or name.startswith("."):
                 self.send_error(404, "POST /drop/{file name}")
                 return
+            length_text = self.headers.get("Content-Length") or ""
+            if not length_text.isdigit():
+                self.send_error(411, "Content-Length is missing or not a number")
+                return
+            length = int(length_text)
             if length > MAX_FILE_BYTES:
                 self.send_error(413, f"file exceeds {MAX_FILE_BYTES} bytes")
                 return

@@ -178,6 +178,8 @@ def _map_group(
         "facility": context.get("facility"),
         "vessel_name": context.get("vessel_name"),
         "voyage": context.get("voyage"),
+        # NOTE: a replacement (BGM function 5) or cancellation (1) is stored as a new
+        # event with source.function set; it is not linked to the message it replaces.
         "source": {**source, "position": f"EQD {index} at segment {eqd.position}"},
         "flags": [f"local_time:{zone.key}"],
     }
