@@ -59,7 +59,9 @@ class Collector:
         # connection store and decide them one at a time, so a lane never waits behind
         # an ingest batch.
         self.decision_inbox: queue.Queue[tuple[Message, int]] = queue.Queue(settings.decision_queue_max)
-        self.policy = DecisionPolicy(settings.rule_settings(), settings.stale_sensor_s, settings.decision_valid_s)
+        self.policy = DecisionPolicy(
+            settings.rule_settings(), settings.stale_sensor_s, settings.decision_valid_s, settings.clock_drift_limit_s
+        )
         self.stop_event = threading.Event()
         self.counters: Counter[str] = Counter()
         self.client = self._make_client()

@@ -60,6 +60,7 @@ class DecisionPolicy:
     rules: RuleSettings = field(default_factory=RuleSettings)
     stale_sensor_s: float = 120.0
     decision_valid_s: float = 30.0
+    clock_drift_limit_s: float = 120.0
 
 
 @dataclass
@@ -112,6 +113,7 @@ def write_batch(
     result.commands = _decide(conn, fresh, correlation, policy, now, preset or {})
     result.commands += _repeat_decisions(conn, result.duplicates)
     _update_devices(conn, fresh)
+    _raise_clock_ahead(conn, fresh, policy.clock_drift_limit_s)
     _insert_quarantine(conn, result.quarantined)
     health.check_batch(conn, result)
     return result
@@ -333,6 +335,58 @@ def _update_devices(conn: Connection, items: list[Accepted]) -> None:
             """,
             (item.message.received_at, item.envelope.seq, offset_ms, device_id),
         )
+
+
+def _raise_clock_ahead(conn: Connection, items: list[Accepted], limit_s: float) -> None:
+    """Raise clock_drift for a device whose events were sent "in the future" beyond the limit.
+
+    Only a clock ahead of the collector's is concluded from events: an event resent
+    from the outbox after an outage keeps its first ``sent_at``, so a device that looks
+    behind may only have been offline. A clock behind is caught from status messages
+    (``collector.health``), which also clears the alert once the clock is right.
+    """
+    ahead: dict[str, tuple[float, Accepted]] = {}
+    for item in items:
+        offset_s = (item.message.received_at - item.envelope.sent_at).total_seconds()
+        current = ahead.get(item.envelope.device_id)
+        if offset_s < -limit_s and (current is None or offset_s < current[0]):
+            ahead[item.envelope.device_id] = (offset_s, item)
+    if not ahead:
+        return
+
+    open_drift = {
+        device_id
+        for (device_id,) in conn.execute(
+            "SELECT subject_id FROM alerts WHERE rule_code = 'clock_drift' AND subject_kind = 'device' "
+            "AND subject_id = ANY(%s) AND status <> 'resolved'",
+            (sorted(ahead),),
+        )
+    }
+    specs = []
+    for device_id, (offset_s, item) in sorted(ahead.items()):
+        if device_id in open_drift:
+            continue
+        specs.append(
+            AlertSpec(
+                site_id=item.envelope.site_id,
+                rule_code="clock_drift",
+                severity="warning",
+                subject_kind="device",
+                subject_id=device_id,
+                device_id=device_id,
+                message_zh=f"设备 {device_id} 时钟偏差：比采集服务器快 {abs(offset_s):.0f} 秒",
+                message_en=f"Device {device_id} clock is {abs(offset_s):.0f} s ahead of the collector's",
+                evidence={
+                    "source": "event",
+                    "event_ids": [str(item.envelope.event_id)],
+                    "sent_at": item.envelope.sent_at.isoformat(),
+                    "received_at": item.message.received_at.isoformat(),
+                    "offset_s": round(offset_s, 3),
+                    "limit_s": limit_s,
+                },
+            )
+        )
+    raise_alerts(conn, specs)
 
 
 def _insert_quarantine(conn: Connection, rejected: list[Rejected]) -> None:

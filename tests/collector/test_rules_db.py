@@ -355,3 +355,21 @@ def test_dwell_sweep_through_collector(db, site_id, devices, store, container, m
 
     assert swept == 1
     assert visit_rules(db, site_id, container) == ["dwell_exceeded"]
+
+
+@pytest.mark.parametrize(("ahead_s", "raises"), [(120.0, False), (121.0, True)])
+def test_clock_ahead_beyond_limit_raises_drift(db, site_id, devices, store, ahead_s, raises):
+    sent = datetime.now(UTC) + timedelta(seconds=ahead_s + 0.5 if raises else ahead_s - 0.5)
+    store.write(devices.event("IN01", gate_passage([new_container_number()]), occurred_at=sent))
+
+    device_alerts = [item for item in open_alerts(db, site_id) if item["subject_kind"] == "device"]
+    assert [item["rule_code"] for item in device_alerts] == (["clock_drift"] if raises else [])
+    if raises:
+        assert device_alerts[0]["evidence"]["source"] == "event"
+        assert device_alerts[0]["evidence"]["offset_s"] < -120.0
+
+
+def test_clock_behind_from_events_not_concluded(db, site_id, devices, store):
+    store.write(devices.event("IN01", gate_passage([new_container_number()]), occurred_at=datetime.now(UTC) - timedelta(hours=1)))
+
+    assert [item for item in open_alerts(db, site_id) if item["subject_kind"] == "device"] == []
