@@ -213,3 +213,28 @@ def test_receipt_codes_map_to_lifecycle(code, lifecycle):
     )
 
     assert receipt.lifecycle == lifecycle
+
+
+def test_coarri_two_messages_match_their_unt_counts():
+    interchange = _interchange("coarri_genoa_d95b.edi")
+
+    first, second = interchange.messages
+    assert (first.reference, len(first.segments)) == ("1452515553811", 33)
+    assert (second.reference, len(second.segments)) == ("1452515553819", 237)
+    assert interchange.all_problems() == []
+    assert interchange.prepared == "160204:1728"
+
+
+@pytest.mark.parametrize(
+    ("text", "lifecycle"),
+    [
+        ("CONSOLIDATED STATUS:FOR EXAMINATION", "inspection_ordered"),
+        ("CONSOLIDATED STATUS:REJECTED", "rejected"),
+        ("CONSOLIDATED STATUS:RELEASED", "released"),
+        ("CUSTOMS HOLD", "held"),
+    ],
+)
+def test_cusres_status_text_maps_to_lifecycle(text, lifecycle):
+    message = parse_interchange(f"UNH+1+CUSRES:D:99B:UN'FTX+AHN+++{text}'UNT+3+1'").messages[0]
+
+    assert read_cusres(message, SYDNEY).lifecycle == lifecycle
