@@ -2,11 +2,11 @@
 
 Delivery is the agent's own job, not the MQTT client's:
 
-- Each connection uses a new paho client. Nothing a previous connection queued or
-  counted in flight inside paho survives it, so paho cannot resend an old queue
-  beside the agent's own resend (paho-mqtt 2.x resends its whole queue after a
-  reconnect, ignoring ``max_inflight``), and an in-flight counter left full by a
-  lost connection cannot stall the next one.
+- Each connection uses a new paho client, so nothing a previous connection queued
+  or counted in flight inside paho survives it. paho-mqtt 2.x resends its whole
+  queue after a reconnect, ignoring ``max_inflight``; with a new client that queue
+  is gone and only the agent resends. An in-flight counter left full by a lost
+  connection cannot stall the next one either.
 - After every connect the agent publishes everything still in the outbox in ``seq``
   order, at most ``inflight_window`` events awaiting a receipt at a time, and never
   more unacknowledged PUBLISH packets than the broker's Receive Maximum.
@@ -112,6 +112,7 @@ class EdgeAgent:
         self._last_progress = time.monotonic()
         self._status_due = threading.Event()
         self._receive_maximum = DEFAULT_RECEIVE_MAXIMUM
+        self._stall_timeout_s = settings.stall_timeout_s
         self._thread = threading.Thread(target=self._run, name=f"edge-{identity.device_id}", daemon=True)
 
     @property
@@ -259,9 +260,9 @@ class EdgeAgent:
         link.receive_maximum = int(getattr(properties, "ReceiveMaximum", DEFAULT_RECEIVE_MAXIMUM))
         # paho ignores the broker's Receive Maximum; more unacknowledged QoS 1
         # PUBLISH packets than that is a protocol error the broker disconnects for.
-        # paho 2.2 rejects the public setter once connected, and the broker's value
-        # is known only now, so the private attribute is set; the next connection
-        # starts from the value learnt here.
+        # The broker's value is known only now, and paho 2.2 rejects the public
+        # setter once connected, so the private attribute is set. The next
+        # connection starts from the value learnt here.
         self._receive_maximum = link.receive_maximum
         client._max_inflight_messages = max(1, min(self.settings.inflight_window, link.receive_maximum))
         site, device = self.identity.site_id, self.identity.device_id
@@ -343,8 +344,8 @@ class EdgeAgent:
     # --- receiving ------------------------------------------------------------------
 
     def _on_message(self, client, userdata, message: mqtt.MQTTMessage) -> None:  # noqa: ANN001
-        # Messages the broker delivers right after CONNACK, before the SUBSCRIBE is
-        # answered, arrive here too: routing is by topic, not by subscription state.
+        # Messages the broker delivers right after CONNACK, before the SUBACK, arrive
+        # here too, because routing is by topic and not by subscription state.
         try:
             body = json.loads(message.payload)
         except (UnicodeDecodeError, json.JSONDecodeError):
@@ -367,6 +368,7 @@ class EdgeAgent:
         with self._lock:
             self._inflight.difference_update(seqs)
             self._last_progress = time.monotonic()
+            self._stall_timeout_s = self.settings.stall_timeout_s
             self.stats.receipted += deleted
         self._wake.set()
 
@@ -415,13 +417,25 @@ class EdgeAgent:
                 self.stats.published += 1
 
     def _check_stall(self) -> bool:
-        """Return whether events are in flight and no receipt came within ``stall_timeout_s``."""
+        """Return whether events are in flight and no receipt came within the stall timeout.
+
+        NOTE: an event the collector quarantines is never receipted, so it stays in
+        the outbox and in flight, and is resent after each reconnect. The agent
+        validates payloads before accepting them, so only a collector-side failure
+        (``store_failed``) leads here.
+        """
         with self._lock:
             silent_s = time.monotonic() - self._last_progress
             waiting = len(self._inflight)
-        if not waiting or silent_s <= self.settings.stall_timeout_s:
+            timeout_s = self._stall_timeout_s
+        if not waiting or silent_s <= timeout_s:
             return False
 
+        # A collector that is down brings no receipts on any connection. Each stall
+        # doubles the wait before the next, so the broker does not queue a fresh copy
+        # of the window for the collector's session every stall_timeout_s.
+        with self._lock:
+            self._stall_timeout_s = min(timeout_s * 2, self.settings.stall_timeout_max_s)
         self.stats.stalls += 1
         logger.warning(
             "Device %s: connected, but no receipt for %.0f s with %d events in flight "

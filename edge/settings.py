@@ -25,6 +25,11 @@ class EdgeSettings(CommonSettings):
         gt=0,
         description="Seconds without any receipt while events are in flight before reconnecting",
     )
+    stall_timeout_max_s: float = Field(
+        default=600.0,
+        gt=0,
+        description="Longest stall timeout; it doubles after each stall without receipts",
+    )
     status_interval_s: float = Field(default=15.0, gt=0, description="Seconds between status messages")
     keepalive_s: int = Field(default=15, ge=5, le=600, description="MQTT keep alive in seconds")
     session_expiry_s: int = Field(

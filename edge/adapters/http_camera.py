@@ -18,7 +18,7 @@ scan           container_number, result (clear | suspicious | failed), [confiden
 =============  =====================================================================
 
 ``at`` is an RFC 3339 time with a UTC offset; the receive time is used without it.
-Answers: 202 ``{"passage_id"}`` for reads joined to a passage, 201 ``{"seq"}``
+Responses: 202 ``{"passage_id"}`` for reads joined to a passage, 201 ``{"seq"}``
 for a frame that produced an event (departure, scan), 400 for an invalid frame,
 503 ``{"error": "outbox_full"}`` when the outbox rejected the event. A 201 or 202
 means the event or read is committed to the outbox; after a 503 the camera keeps

@@ -185,8 +185,8 @@ class LaneFusion:
         passage = self._open
         assert passage is not None
         payload = self._payload(passage)
-        # The passage is forgotten only once its event is in the outbox; when the
-        # outbox rejects it (full), it stays open for the caller to retry.
+        # The passage is forgotten only once its event is in the outbox. When the
+        # outbox is full and rejects it, the passage stays open for the caller to retry.
         seq = self.emit(payload, passage.opened_at)
         self._open = None
         self._recent[passage.passage_id] = set(passage.containers)

@@ -67,7 +67,7 @@ class EdgeProcess:
 
     def wait_online(self, timeout: float = 30) -> dict[str, Any]:
         def online() -> dict[str, Any] | None:
-            """edge endpoint answers and the agent is connected"""
+            """edge endpoint responds and the agent is connected"""
             status = endpoint_status(self.port)
             return status if status and status["state"] == "online" else None
 

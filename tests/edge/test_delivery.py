@@ -87,7 +87,7 @@ def duplicate_rows(db, device_id: str) -> int:
     return int(count)
 
 
-def test_edge_killed_mid_burst_stores_every_accepted_event_once(
+def test_edge_killed_mid_burst_loses_nothing(
     stack, db, site_id, make_device, processes, start_edge
 ):
     identity = make_device(site_id, "IN01")

@@ -159,6 +159,7 @@ def test_replay_after_outage_bounded_and_stored_once(db, lane, proxy, make_agent
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1200)
 def test_outbox_holds_more_than_packet_id_space(db, lane, proxy, make_agent):
     """paho #377: 65,540 events pending at once (above 65,535 packet ids) all arrive."""
     pending = 65_540
