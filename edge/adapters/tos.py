@@ -8,9 +8,10 @@ rename: half-written files are never read), or POSTs them to
 
 A processed file moves to ``done/`` with a report beside it (``NAME.report.json``:
 events emitted, every problem by segment or event index). A file the feed cannot
-read at all moves to ``failed/``. Progress per file is kept in ``.state/`` so a
-restart after an outbox-full stop resumes at the next event instead of sending the
-first ones again.
+read at all moves to ``failed/``. Progress per file is written to ``.state/`` after
+each event enters the outbox, so a restart after a crash or an outbox-full stop
+resumes at the next event. Only an event in flight at a crash (in the outbox, its
+progress not yet written) is sent a second time.
 """
 
 from __future__ import annotations
@@ -137,16 +138,21 @@ class TosFeed:
                     len(feed.moves),
                     exc,
                 )
-                state_path.write_text(json.dumps({"sha256": feed.sha256, "next": index}))
                 report.complete = False
                 return report
             except ValidationError as exc:
                 report.problems.append(
                     {"code": "invalid_event", "index": index, "detail": str(exc.errors()[:3])}
                 )
+            self._save_progress(state_path, feed.sha256, index + 1)
 
         self._finish(path, report, state_path)
         return report
+
+    def _save_progress(self, state_path: Path, sha256: str, next_index: int) -> None:
+        temporary = state_path.with_suffix(".tmp")
+        temporary.write_text(json.dumps({"sha256": sha256, "next": next_index}))
+        temporary.replace(state_path)
 
     def _resume_index(self, state_path: Path, sha256: str) -> int:
         if not state_path.exists():

@@ -15,6 +15,7 @@ import json
 from datetime import UTC, datetime
 
 from tests.conftest import quarantine_rows
+from tests.formats.conftest import FIXTURES
 
 
 def _by_container(events):
@@ -262,3 +263,17 @@ def test_dcsa_gate_inspection_release_codes_stored(feed_rig):
     assert [event["payload"]["event_code"] for event in events] == ["GTIN", "INSP", "CUSR", "GTOT"]
     assert [seal["party"] for seal in events[3]["payload"]["seals"]] == ["SHI", "CUS"]
     assert all(event["container_numbers"] == ["CBHU9515082"] for event in events)
+
+
+def test_feed_resumes_file_after_recorded_progress(feed_rig):
+    import hashlib
+
+    data = (FIXTURES / "coarri_genoa_d95b.edi").read_bytes()
+    state = {"sha256": hashlib.sha256(data).hexdigest(), "next": 19}
+    (feed_rig.feed.drop_dir / ".state" / "coarri_genoa_d95b.edi.json").write_text(json.dumps(state))
+    reports = feed_rig.drop("coarri_genoa_d95b.edi")
+
+    boxes = [event["payload"]["container_number"]["raw"] for event in feed_rig.events()]
+    assert len(reports[0].seqs) == 2
+    assert boxes == ["FSCU5025633", "CAXU3190016"]
+    assert not (feed_rig.feed.drop_dir / ".state" / "coarri_genoa_d95b.edi.json").exists()
