@@ -29,6 +29,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from kouan.contract import events_topic, isoformat, receipts_topic
 from kouan.devices import DeviceIdentity, ensure_lane, ensure_site, provision
+from kouan.identifiers import iso6346_check_digit
 from kouan.settings import CommonSettings
 from kouan.signing import load_private_key, sign
 from simulators import reference
@@ -36,8 +37,9 @@ from simulators import reference
 # Publishes in flight per device before paho queues; QoS 1 at 10,000 events/s over
 # loopback needs well above paho's default of 20.
 MAX_INFLIGHT = 2_000
-# Distinct container numbers cycled through by load events.
-CONTAINER_POOL = 1_000
+# Owner code of load containers; serials count up, so that every event starts a
+# new visit and a container's state never grows across a benchmark.
+LOAD_OWNER_CODE = "KOLU"
 
 
 @dataclass(frozen=True)
@@ -109,7 +111,12 @@ class LoadResult:
         return json.dumps(document, indent=1)
 
 
-def _passage(rng: random.Random, lane_id: str, numbers: list[str], index: int) -> dict[str, Any]:
+def load_container_number(index: int) -> str:
+    prefix = f"{LOAD_OWNER_CODE}{index % 1_000_000:06d}"
+    return prefix + iso6346_check_digit(prefix)
+
+
+def _passage(rng: random.Random, lane_id: str, offset: int, index: int) -> dict[str, Any]:
     return {
         "passage_id": f"load-{lane_id}-{index}",
         "lane_id": lane_id,
@@ -117,7 +124,7 @@ def _passage(rng: random.Random, lane_id: str, numbers: list[str], index: int) -
         "containers": [
             {
                 "container_number": {
-                    "raw": numbers[index % len(numbers)],
+                    "raw": load_container_number(offset + index),
                     "source": "ocr",
                     "confidence": 0.97,
                 },
@@ -210,7 +217,8 @@ class LoadGenerator:
         self.plan = plan
         self.transport = transport
         self.rng = random.Random(plan.seed)
-        self.numbers = [reference.container_number(self.rng) for _ in range(CONTAINER_POOL)]
+        # Serials continue where the previous run's left off, at a random place.
+        self.serial_offset = random.Random().randrange(1_000_000)
         self.identities: list[DeviceIdentity] = []
         self.direct: list[_DirectDevice] = []
         self.agents: list[Any] = []
@@ -292,7 +300,7 @@ class LoadGenerator:
             indices = range(position, total, count)
             lane = device.identity.lane_id or "L00"
             batches.append(
-                device.prepare([_passage(self.rng, lane, self.numbers, index) for index in indices])
+                device.prepare([_passage(self.rng, lane, self.serial_offset, index) for index in indices])
             )
         return batches
 
@@ -303,7 +311,9 @@ class LoadGenerator:
 
         agent = self.agents[device_index]
         lane = agent.identity.lane_id or "L00"
-        seq = agent.emit("gate.passage", _passage(self.rng, lane, self.numbers, index), datetime.now(UTC))
+        seq = agent.emit(
+            "gate.passage", _passage(self.rng, lane, self.serial_offset, index), datetime.now(UTC)
+        )
         account = self.result.devices[device_index]
         account.sent += 1
         account.last_seq = seq
