@@ -5,9 +5,9 @@ Run on its own, not as a test:
     .venv/bin/python -m bench.decision_roundtrip [--seconds 20] [--rate 5000]
 
 It starts a private stack (broker and database on free ports under a temporary
-KOUAN_HOME) and one collector, declares the probe's containers as released, and
-sends one asking exit passage every ``--interval`` seconds from an exit-lane device,
-timing each until its command arrives on the lane's commands topic. First at rest,
+KOUAN_HOME) and one collector, and declares the probe's containers as released.
+An exit-lane device then sends one asking exit passage every ``--interval``
+seconds, each timed until its command arrives on the lane's commands topic. First at rest,
 then while 20 other devices publish gate-in passages at ``--rate`` events/s. It
 prints p50, p99 and max per phase, and how many background events were stored.
 """
@@ -40,7 +40,7 @@ def probe_containers() -> tuple[str, ...]:
 
 
 def declare_released(database_url: str, numbers: tuple[str, ...]) -> None:
-    """One released declaration per probe container, so every decision is a real release."""
+    """Insert one released declaration per probe container, so every decision is a real release."""
     now = datetime.now(UTC)
     with psycopg.connect(database_url, autocommit=True) as conn, conn.transaction():
         for index, number in enumerate(numbers):
@@ -107,7 +107,8 @@ def main() -> None:
         report("at rest", at_rest)
         report(f"under {published.offered_rate:,.0f} events/s", under_load)
         print(
-            f"background events published {plan.total}, stored {stored_events(bench.stack.database_url, LOAD_SITE)}"
+            f"background events published {plan.total}, "
+            f"stored {stored_events(bench.stack.database_url, LOAD_SITE)}"
         )
     finally:
         bench.close()

@@ -99,7 +99,8 @@ def stale_lane_sensors(
         """
         SELECT device_id FROM devices
         WHERE site_id = %(site)s AND lane_id = %(lane)s AND enabled AND device_id <> %(device)s
-          AND coalesce(greatest(last_seen_at, status_at), created_at) < %(now)s - make_interval(secs => %(stale)s)
+          AND coalesce(greatest(last_seen_at, status_at), created_at)
+              < %(now)s - make_interval(secs => %(stale)s)
         ORDER BY device_id
         """,
         {"site": site_id, "lane": lane_id, "device": asking_device, "now": now, "stale": stale_s},

@@ -42,7 +42,7 @@ SESSION_EXPIRY_S = 86_400
 WRITE_ATTEMPTS = 3
 RETRY_BACKOFF_S = (0.2, 1.0, 5.0)
 STATS_INTERVAL_S = 10.0
-# Seconds a connection attempt may take before the decision path answers manual.
+# Seconds a connection attempt may take before the decision path sends manual.
 DECISION_CONNECT_TIMEOUT_S = 2
 # Arbitrary constant key of the advisory lock that lets one collector sweep at a time.
 DWELL_SWEEP_LOCK_KEY = 0x6B6F75616E03
@@ -60,7 +60,10 @@ class Collector:
         # an ingest batch.
         self.decision_inbox: queue.Queue[tuple[Message, int]] = queue.Queue(settings.decision_queue_max)
         self.policy = DecisionPolicy(
-            settings.rule_settings(), settings.stale_sensor_s, settings.decision_valid_s, settings.clock_drift_limit_s
+            settings.rule_settings(),
+            settings.stale_sensor_s,
+            settings.decision_valid_s,
+            settings.clock_drift_limit_s,
         )
         self.stop_event = threading.Event()
         self.counters: Counter[str] = Counter()
@@ -295,7 +298,11 @@ class Collector:
                 time.sleep(RETRY_BACKOFF_S[min(attempt, len(RETRY_BACKOFF_S) - 1)])
                 attempt += 1
             except psycopg.Error as exc:
-                logger.warning("Passage on %s failed on the decision path (%s); sent to the batch path", message.topic, exc)
+                logger.warning(
+                    "Passage on %s failed on the decision path (%s); sent to the batch path",
+                    message.topic,
+                    exc,
+                )
                 self.inbox.put((message, qos))
                 return
 
@@ -348,7 +355,9 @@ class Collector:
             try:
                 swept = self.sweep_dwell()
             except psycopg.Error as exc:
-                logger.warning("Dwell sweep failed (%s); next sweep in %.0f s", exc, self.settings.dwell_sweep_interval_s)
+                logger.warning(
+                    "Dwell sweep failed (%s); next sweep in %.0f s", exc, self.settings.dwell_sweep_interval_s
+                )
                 continue
             if swept:
                 logger.info("Dwell sweep re-evaluated %d visits", swept)

@@ -55,7 +55,7 @@ EVENT_COLUMNS = (
 
 @dataclass(frozen=True)
 class DecisionPolicy:
-    """What ``write_batch`` needs to evaluate rules and decide; CollectorSettings has each value."""
+    """Rule settings and decision limits for ``write_batch``, taken from CollectorSettings."""
 
     rules: RuleSettings = field(default_factory=RuleSettings)
     stale_sensor_s: float = 120.0
@@ -91,9 +91,9 @@ def write_batch(
 ) -> BatchResult:
     """Store a batch; the caller commits. Returns what was stored, skipped and quarantined.
 
-    ``preset`` maps a passage's event id to a decision already sent to its lane (the
-    manual one sent while the database was unreachable); it is recorded instead of a
-    new decision, so every asking passage has exactly one.
+    ``preset`` maps a passage's event id to a decision already sent to its lane: the
+    manual one sent while the database was unreachable. That decision is recorded
+    instead of a new one, so every asking passage has exactly one.
     """
     policy = policy or DecisionPolicy()
     now = utcnow()
@@ -220,7 +220,9 @@ def _asking(item: Accepted) -> bool:
     return asks_for_decision(item.envelope.kind, item.envelope.payload)
 
 
-def _update_visits(conn: Connection, items: list[Accepted], policy: DecisionPolicy, now: datetime) -> Correlation:
+def _update_visits(
+    conn: Connection, items: list[Accepted], policy: DecisionPolicy, now: datetime
+) -> Correlation:
     by_site: dict[str, dict[str, list[Observation]]] = defaultdict(lambda: defaultdict(list))
     stale: dict[str, tuple[str, ...]] = {}
     for item in items:
@@ -261,7 +263,9 @@ def _decide(
         if not _asking(item):
             continue
         event_id = str(item.envelope.event_id)
-        command = preset.get(event_id) or _command_for(item, correlation.decisions.get(event_id, []), policy, now)
+        command = preset.get(event_id) or _command_for(
+            item, correlation.decisions.get(event_id, []), policy, now
+        )
         commands[item.envelope.site_id].append((event_id, command))
 
     for site_id, decided in commands.items():

@@ -136,7 +136,9 @@ def _lock_alert(conn: Connection, alert_id: int) -> tuple[str, str, str]:
         "SELECT site_id, rule_code, status FROM alerts WHERE alert_id = %s FOR UPDATE", (alert_id,)
     ).fetchone()
     if row is None:
-        raise ActionNotFound("alert_not_found", f"告警 {alert_id} 不存在。", f"Alert {alert_id} was not found.")
+        raise ActionNotFound(
+            "alert_not_found", f"告警 {alert_id} 不存在。", f"Alert {alert_id} was not found."
+        )
     return row[0], row[1], row[2]
 
 
@@ -166,7 +168,9 @@ def override_decision(
         ).fetchone()
         if row is None:
             raise ActionNotFound(
-                "decision_not_found", f"闸口指令 {command_id} 不存在。", f"Decision {command_id} was not found."
+                "decision_not_found",
+                f"闸口指令 {command_id} 不存在。",
+                f"Decision {command_id} was not found.",
             )
         site_id, lane_id, device_id, passage_id, event_id, numbers, decision, reasons = row
         _check_overridable(conn, command_id, decision)
@@ -181,8 +185,16 @@ def override_decision(
                 ),
             ),
         )
-        command = make_command(device_id, lane_id, passage_id, list(numbers), release, datetime.now(UTC), valid_s)
-        record_decisions(conn, site_id, [(str(event_id) if event_id else None, command)], officer, uuid.UUID(str(command_id)))  # type: ignore[list-item]
+        command = make_command(
+            device_id, lane_id, passage_id, list(numbers), release, datetime.now(UTC), valid_s
+        )
+        record_decisions(
+            conn,
+            site_id,
+            [(str(event_id) if event_id else None, command)],
+            officer,
+            uuid.UUID(str(command_id)),
+        )  # type: ignore[list-item]
         audit.append(
             conn,
             officer,
@@ -199,7 +211,9 @@ def override_decision(
                 "container_numbers": list(numbers),
             },
         )
-    logger.info("Decision %s (%s) overridden by %s with release %s", command_id, decision, officer, command.command_id)
+    logger.info(
+        "Decision %s (%s) overridden by %s with release %s", command_id, decision, officer, command.command_id
+    )
     return command
 
 
@@ -208,7 +222,8 @@ def _check_overridable(conn: Connection, command_id: uuid.UUID | str, decision: 
         raise InvalidAction(
             "decision_not_overridable",
             f"闸口指令 {command_id} 已是放行，无需人工放行。",
-            f"Decision {command_id} is already a release; only a hold or a manual decision can be overridden.",
+            f"Decision {command_id} is already a release; only a hold or a manual decision "
+            "can be overridden.",
         )
     overridden = conn.execute(
         "SELECT command_id FROM gate_decisions WHERE overrides = %s", (str(command_id),)
@@ -308,7 +323,9 @@ def _load_event(conn: Connection, site_id: str, event_id: str, field: str) -> tu
     try:
         uuid.UUID(event_id)
     except ValueError as exc:
-        raise ActionNotFound("event_not_found", f"事件 {event_id} 不存在。", f"Event {event_id} was not found.") from exc
+        raise ActionNotFound(
+            "event_not_found", f"事件 {event_id} 不存在。", f"Event {event_id} was not found."
+        ) from exc
     row = conn.execute(
         """
         SELECT e.envelope, e.derived, e.kind FROM event_keys k
@@ -333,7 +350,9 @@ def _load_event(conn: Connection, site_id: str, event_id: str, field: str) -> tu
     return Envelope.model_validate(document), derived
 
 
-def _pick_original(field: str, derived: dict[str, Any], original: str | None, event_id: str) -> dict[str, Any]:
+def _pick_original(
+    field: str, derived: dict[str, Any], original: str | None, event_id: str
+) -> dict[str, Any]:
     """Return the derived record of the read being corrected."""
     if field == "container_number":
         records = list(derived.get("containers", []))

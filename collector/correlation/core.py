@@ -45,7 +45,7 @@ class Reason:
 
 @dataclass(frozen=True)
 class Decision:
-    """What an exit lane is told for one container: release, hold or manual, and why."""
+    """The decision sent to an exit lane for one container: release, hold or manual, and why."""
 
     decision: str
     reasons: tuple[Reason, ...] = ()
@@ -122,7 +122,8 @@ def decide(
     facts = _facts(prior, declaration, declared_weights, passage.occurred_at)
     findings = evaluate_visit_rules(facts, settings)
 
-    # Without a declaration "not released" says nothing Kouan knows: manual, not hold.
+    # Without a declaration, "not released" is an unknown rather than a reason to hold,
+    # so such a container gets manual.
     hold_rules = HOLD_RULES if declaration is not None else HOLD_RULES - {EXIT_WITHOUT_RELEASE}
     holds = [
         Reason(finding.rule_code, finding.message_zh, finding.message_en)
@@ -196,12 +197,14 @@ def unreadable_reason() -> Reason:
     )
 
 
-def choose_declaration(candidates: tuple[Declaration, ...] | list[Declaration], visit: VisitState) -> Declaration | None:
+def choose_declaration(
+    candidates: tuple[Declaration, ...] | list[Declaration], visit: VisitState
+) -> Declaration | None:
     """Pick the declaration a visit is matched to.
 
-    The declaration number the truck presented wins when it lists the container;
-    otherwise the newest declaration that is not cancelled, and a cancelled one only
-    when nothing else lists the container.
+    The declaration number the truck presented wins when it lists the container.
+    Otherwise the newest declaration that is not cancelled wins, and a cancelled one
+    only when nothing else lists the container.
     """
     presented = {item.declaration_number for item in visit.observations if item.declaration_number}
     for declaration in candidates:
@@ -222,7 +225,11 @@ def effective_observations(visit: VisitState) -> tuple[Observation, ...]:
     }
     seal_fixes: dict[str, list[tuple[str, str]]] = {}
     for item in visit.observations:
-        if item.kind == "read.correction" and item.correction_field == "seal_number" and item.corrects_event_id:
+        if (
+            item.kind == "read.correction"
+            and item.correction_field == "seal_number"
+            and item.corrects_event_id
+        ):
             seal_fixes.setdefault(item.corrects_event_id, []).append(
                 (item.original_value or "", item.corrected_value or "")
             )
@@ -249,7 +256,9 @@ def _facts(
     declared_weights: Mapping[str, float | None],
     now: datetime,
 ) -> VisitFacts:
-    return VisitFacts(visit.container_number, effective_observations(visit), declaration, declared_weights, now)
+    return VisitFacts(
+        visit.container_number, effective_observations(visit), declaration, declared_weights, now
+    )
 
 
 def summarise(visit: VisitState, declaration: Declaration | None) -> VisitSummary:

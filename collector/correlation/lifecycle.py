@@ -54,7 +54,7 @@ def check_status_change(declaration_number: str, current: str | None, requested:
 
 @dataclass(frozen=True)
 class ContainerProgress:
-    """Where one declared container is: arrived, scanned, released, left, or missing."""
+    """The progress of one declared container: arrived, scanned, released, left, or missing."""
 
     container_number: str
     arrived: bool

@@ -73,7 +73,7 @@ class Finding:
 
 @dataclass(frozen=True)
 class VisitFacts:
-    """What the visit rules read: effective observations, declaration and context."""
+    """The input of the visit rules: effective observations, declaration and context."""
 
     container_number: str
     observations: tuple[Observation, ...]
@@ -86,9 +86,7 @@ class VisitFacts:
 
     def passages(self, direction: str | None = None) -> list[Observation]:
         return [
-            item
-            for item in self.of_kind("gate.passage")
-            if direction is None or item.direction == direction
+            item for item in self.of_kind("gate.passage") if direction is None or item.direction == direction
         ]
 
 
@@ -134,7 +132,11 @@ def check_declaration_mismatch(facts: VisitFacts, settings: RuleSettings) -> Fin
     if latest.declaration_number == facts.declaration.declaration_number:
         return None
 
-    number, shown, matched = facts.container_number, latest.declaration_number, facts.declaration.declaration_number
+    number, shown, matched = (
+        facts.container_number,
+        latest.declaration_number,
+        facts.declaration.declaration_number,
+    )
     return Finding(
         DECLARATION_MISMATCH,
         "critical",
@@ -331,7 +333,9 @@ def check_exit_without_release(facts: VisitFacts, settings: RuleSettings) -> Fin
     holds = list(facts.declaration.other_holds) if facts.declaration else []
     status = facts.declaration.status if facts.declaration else "undeclared"
     detail_zh = f"报关单状态 {status}" + (f"，其他部门未解除的扣留：{', '.join(holds)}" if holds else "")
-    detail_en = f"declaration status {status}" + (f", open holds of other authorities: {', '.join(holds)}" if holds else "")
+    detail_en = f"declaration status {status}" + (
+        f", open holds of other authorities: {', '.join(holds)}" if holds else ""
+    )
     return Finding(
         EXIT_WITHOUT_RELEASE,
         "critical",
@@ -357,7 +361,7 @@ def check_dwell(facts: VisitFacts, settings: RuleSettings) -> Finding | None:
         return None
 
     number = facts.container_number
-    hours, limit_hours = dwell.total_seconds() / 3600, settings.dwell_limit.total_seconds() / 3600
+    limit_hours = settings.dwell_limit.total_seconds() / 3600
     evidence: dict[str, Any] = {
         "event_ids": [entries[0].event_id],
         "entered_at": entries[0].occurred_at.isoformat(),
@@ -406,7 +410,11 @@ def passage_findings(derived: dict[str, Any], settings: RuleSettings) -> tuple[F
                 f"箱号识别异常：读取值 {raws} 不是有效的箱号（{invalid[0].get('error')}）。",
                 f"Container number unreadable: read {raws} is not a valid container number "
                 f"({invalid[0].get('error')}).",
-                {"observed": [{key: record.get(key) for key in ("raw", "error", "confidence")} for record in invalid]},
+                {
+                    "observed": [
+                        {key: record.get(key) for key in ("raw", "error", "confidence")} for record in invalid
+                    ]
+                },
             )
         )
 
@@ -428,7 +436,9 @@ def passage_findings(derived: dict[str, Any], settings: RuleSettings) -> tuple[F
                 f"Container number {numbers} was read with confidence below "
                 f"{settings.ocr_confidence_min:g}; check it by eye.",
                 {
-                    "observed": [{"value": record["value"], "confidence": record["confidence"]} for record in low],
+                    "observed": [
+                        {"value": record["value"], "confidence": record["confidence"]} for record in low
+                    ],
                     "threshold": settings.ocr_confidence_min,
                 },
             )

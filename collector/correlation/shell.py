@@ -38,7 +38,7 @@ class StoredVisit:
 
 @dataclass
 class Correlation:
-    """What one call of :func:`apply_observations` concluded, for the caller to act on."""
+    """The conclusions of one :func:`apply_observations` call, for the caller to act on."""
 
     visits_written: int = 0
     alerts_raised: int = 0
@@ -74,7 +74,7 @@ def apply_observations(
 ) -> Correlation:
     """Add observations to their containers' visits, save the visits and sync their alerts.
 
-    ``observations`` maps container number to what new events said about it.
+    ``observations`` maps a container number to what new events reported about it.
     ``stale_sensors`` maps an asking passage's event id to the lane devices that are
     stale. Decisions for asking passages are returned, not stored.
     """
@@ -275,7 +275,8 @@ def _save_visits(conn: Connection, outcomes: list[tuple[StoredVisit, Outcome]]) 
     new = [visit for visit, _ in outcomes if visit.visit_id is None]
     if new:
         rows = conn.execute(
-            "SELECT nextval(pg_get_serial_sequence('container_visits', 'visit_id')) FROM generate_series(1, %s)",
+            "SELECT nextval(pg_get_serial_sequence('container_visits', 'visit_id')) "
+            "FROM generate_series(1, %s)",
             (len(new),),
         ).fetchall()
         for visit, (visit_id,) in zip(new, rows, strict=True):
@@ -303,19 +304,25 @@ class LatestAlert:
     resolved_by: str | None
 
 
-def latest_alerts(conn: Connection, subject_kind: str, subject_ids: list[str]) -> dict[tuple[str, str], LatestAlert]:
+def latest_alerts(
+    conn: Connection, subject_kind: str, subject_ids: list[str]
+) -> dict[tuple[str, str], LatestAlert]:
     """Return the newest alert per (rule_code, subject_id) of these subjects."""
     if not subject_ids:
         return {}
     rows = conn.execute(
         """
-        SELECT DISTINCT ON (rule_code, subject_id) rule_code, subject_id, status, evidence, severity, resolved_by
+        SELECT DISTINCT ON (rule_code, subject_id)
+               rule_code, subject_id, status, evidence, severity, resolved_by
         FROM alerts WHERE subject_kind = %s AND subject_id = ANY(%s)
         ORDER BY rule_code, subject_id, alert_id DESC
         """,
         (subject_kind, subject_ids),
     ).fetchall()
-    return {(code, subject): LatestAlert(status, evidence, severity, by) for code, subject, status, evidence, severity, by in rows}
+    return {
+        (code, subject): LatestAlert(status, evidence, severity, by)
+        for code, subject, status, evidence, severity, by in rows
+    }
 
 
 def needs_raise(latest: LatestAlert | None, finding: Finding) -> bool:

@@ -59,7 +59,8 @@ def declare(
     for item in containers:
         db.execute(
             """
-            INSERT INTO declaration_containers (declaration_number, container_number, seal_numbers, gross_weight_kg)
+            INSERT INTO declaration_containers
+                (declaration_number, container_number, seal_numbers, gross_weight_kg)
             VALUES (%s, %s, %s, %s)
             """,
             (number, item["number"], list(item.get("seals", ())), item.get("weight")),
@@ -69,7 +70,8 @@ def declare(
 
 def set_status(db: psycopg.Connection, number: str, status: str, other_holds: tuple[str, ...] = ()) -> None:
     db.execute(
-        "UPDATE declarations SET status = %s, other_holds = %s, status_changed_at = now() WHERE declaration_number = %s",
+        "UPDATE declarations SET status = %s, other_holds = %s, status_changed_at = now() "
+        "WHERE declaration_number = %s",
         (status, list(other_holds), number),
     )
 
@@ -107,10 +109,16 @@ def gate_passage(
 
 
 def scan(number: str, result: str = "clear", lane: str = "SCAN01") -> dict[str, Any]:
-    return {"lane_id": lane, "container_number": {"raw": number, "source": "ocr", "confidence": 0.97}, "result": result}
+    return {
+        "lane_id": lane,
+        "container_number": {"raw": number, "source": "ocr", "confidence": 0.97},
+        "result": result,
+    }
 
 
-def eseal(number: str, seal: str, *, opened: bool = False, tampered: bool = False, approved: bool = False) -> dict[str, Any]:
+def eseal(
+    number: str, seal: str, *, opened: bool = False, tampered: bool = False, approved: bool = False
+) -> dict[str, Any]:
     return {
         "seal_number": {"raw": seal, "source": "eseal"},
         "container_number": {"raw": number, "source": "eseal"},
@@ -165,7 +173,9 @@ class Devices:
             "payload": payload,
         }
         document["signature"] = sign(document, load_private_key(identity.key_path(self.home)))
-        return events_topic(self.site_id, identity.device_id), json.dumps(document, ensure_ascii=False).encode()
+        return events_topic(self.site_id, identity.device_id), json.dumps(
+            document, ensure_ascii=False
+        ).encode()
 
 
 def event_id_of(raw: bytes) -> str:
@@ -202,13 +212,27 @@ def open_alerts(db: psycopg.Connection, site_id: str, container: str | None = No
         """,
         (site_id, container, container),
     ).fetchall()
-    keys = ("alert_id", "rule_code", "severity", "status", "subject_kind", "subject_id", "container_number",
-            "message_zh", "message_en", "evidence", "occurrences", "resolved_by")
+    keys = (
+        "alert_id",
+        "rule_code",
+        "severity",
+        "status",
+        "subject_kind",
+        "subject_id",
+        "container_number",
+        "message_zh",
+        "message_en",
+        "evidence",
+        "occurrences",
+        "resolved_by",
+    )
     return [dict(zip(keys, row, strict=True)) for row in rows]
 
 
 def visit_rules(db: psycopg.Connection, site_id: str, container: str) -> list[str]:
-    return [item["rule_code"] for item in open_alerts(db, site_id, container) if item["subject_kind"] == "visit"]
+    return [
+        item["rule_code"] for item in open_alerts(db, site_id, container) if item["subject_kind"] == "visit"
+    ]
 
 
 def decisions(db: psycopg.Connection, site_id: str) -> list[dict[str, Any]]:
@@ -220,7 +244,16 @@ def decisions(db: psycopg.Connection, site_id: str) -> list[dict[str, Any]]:
         """,
         (site_id,),
     ).fetchall()
-    keys = ("command_id", "event_id", "container_numbers", "decision", "reasons", "overrides", "issued_by", "validity")
+    keys = (
+        "command_id",
+        "event_id",
+        "container_numbers",
+        "decision",
+        "reasons",
+        "overrides",
+        "issued_by",
+        "validity",
+    )
     return [dict(zip(keys, row, strict=True)) for row in rows]
 
 

@@ -61,7 +61,8 @@ def seal_alert(db, site_id, devices, store, container):
 
 def audit_records(db, subject):
     return db.execute(
-        "SELECT actor, action, reason, details FROM audit_log WHERE subject = %s ORDER BY audit_id", (subject,)
+        "SELECT actor, action, reason, details FROM audit_log WHERE subject = %s ORDER BY audit_id",
+        (subject,),
     ).fetchall()
 
 
@@ -107,7 +108,14 @@ def test_unknown_alert_raises_lookup_error(db):
 
 def test_resolved_alert_not_reopened_by_same_evidence(db, site_id, devices, store, container, seal_alert):
     resolve_alert(db, seal_alert, "officer.li", "seal verified by hand, reader misread")
-    store.write(devices.event("SCAN01", {"lane_id": "SCAN01", "container_number": {"raw": container, "source": "ocr"}, "result": "clear"}, "scan.result", at(10)))
+    store.write(
+        devices.event(
+            "SCAN01",
+            {"lane_id": "SCAN01", "container_number": {"raw": container, "source": "ocr"}, "result": "clear"},
+            "scan.result",
+            at(10),
+        )
+    )
 
     assert visit_rules(db, site_id, container) == []
     with pytest.raises(InvalidAction) as caught:
@@ -127,12 +135,18 @@ def test_resolved_alert_reopened_by_new_evidence(db, site_id, devices, store, co
 def test_override_hold_records_release(db, site_id, devices, store, container):
     store.write(devices.event("IN01", gate_passage([container], seals=("SL999",)), occurred_at=at(0)))
     result = store.write(
-        devices.event("OUT01", gate_passage([container], lane="OUT01", direction="out", seals=("SL999",), decision=True), occurred_at=at(60))
+        devices.event(
+            "OUT01",
+            gate_passage([container], lane="OUT01", direction="out", seals=("SL999",), decision=True),
+            occurred_at=at(60),
+        )
     )
     [(_, hold)] = result.commands
     assert hold.decision == "hold"
 
-    command = override_decision(db, hold.command_id, "officer.wang", "seal replaced under supervision, see report 17")
+    command = override_decision(
+        db, hold.command_id, "officer.wang", "seal replaced under supervision, see report 17"
+    )
 
     assert command.decision == "release"
     assert command.device_id == hold.device_id
@@ -152,7 +166,11 @@ def test_override_hold_records_release(db, site_id, devices, store, container):
 
 def test_override_release_rejected(db, site_id, devices, store, container):
     result = store.write(
-        devices.event("OUT01", gate_passage([container], lane="OUT01", direction="out", seals=(SEAL,), decision=True), occurred_at=at(60))
+        devices.event(
+            "OUT01",
+            gate_passage([container], lane="OUT01", direction="out", seals=(SEAL,), decision=True),
+            occurred_at=at(60),
+        )
     )
     [(_, release)] = result.commands
 
@@ -168,12 +186,16 @@ def test_override_unknown_decision_not_found(db):
 
 
 def test_correct_unreadable_container_number(db, site_id, devices, store, container):
-    topic, raw = devices.event("IN01", gate_passage(["KOUU" + container[4:10] + "X"], seals=(SEAL,)), occurred_at=at(0))
+    topic, raw = devices.event(
+        "IN01", gate_passage(["KOUU" + container[4:10] + "X"], seals=(SEAL,)), occurred_at=at(0)
+    )
     store.write((topic, raw))
     original = event_id_of(raw)
     assert [item["rule_code"] for item in open_alerts(db, site_id)] == ["container_number_unreadable"]
 
-    correction = correct_read(db, site_id, original, "container_number", container, "officer.zhao", "read the plate on the door")
+    correction = correct_read(
+        db, site_id, original, "container_number", container, "officer.zhao", "read the plate on the door"
+    )
 
     stored = db.execute(
         "SELECT device_id, kind, envelope->'payload'->>'corrects_event_id' FROM events WHERE event_id = %s",
@@ -219,7 +241,8 @@ def test_correct_seal_clears_mismatch(db, site_id, devices, store, container):
 
     assert visit_rules(db, site_id, container) == []
     seals = db.execute(
-        "SELECT seal_numbers FROM container_visits WHERE site_id = %s AND container_number = %s", (site_id, container)
+        "SELECT seal_numbers FROM container_visits WHERE site_id = %s AND container_number = %s",
+        (site_id, container),
     ).fetchone()[0]
     assert seals == [SEAL]
 
@@ -233,7 +256,9 @@ def test_correct_read_rejects_invalid_value(db, site_id, devices, store, contain
     assert caught.value.code == "corrected_value_invalid"
 
     with pytest.raises(ActionNotFound) as missing:
-        correct_read(db, site_id, "7d1f3a50-0000-4000-8000-000000000000", "seal_number", SEAL, "officer.zhao", "x")
+        correct_read(
+            db, site_id, "7d1f3a50-0000-4000-8000-000000000000", "seal_number", SEAL, "officer.zhao", "x"
+        )
     assert missing.value.code == "event_not_found"
 
 

@@ -51,7 +51,10 @@ def declaration(
     return Declaration(number, status, "import", DeclaredContainer(NUMBER, seals, weight), other_holds)
 
 
-def run(observations, declarations=(declaration(),), now=NOW, rules=RULES):
+RELEASED = (declaration(),)
+
+
+def run(observations, declarations=RELEASED, now=NOW, rules=RULES):
     state = VisitState("S", NUMBER)
     outcome = None
     for item in observations:
@@ -111,7 +114,9 @@ def test_declaration_presented_picks_matching_declaration():
     first = declaration(number="224820261000000001", status="held")
     second = declaration(number="224820261000000002", status="released")
 
-    outcome = run([entry(declaration_number="224820261000000002", seals=("SL001",))], declarations=(first, second))
+    outcome = run(
+        [entry(declaration_number="224820261000000002", seals=("SL001",))], declarations=(first, second)
+    )
 
     assert codes(outcome) == []
     assert outcome.declaration == second
@@ -205,23 +210,34 @@ def test_weight_of_two_container_load_compared_as_sum():
 
 
 def test_inspection_not_scanned_holds():
-    outcome = run([entry(seals=("SL001",)), exit_(seals=("SL001",))], declarations=(declaration("inspection_ordered"),))
+    outcome = run(
+        [entry(seals=("SL001",)), exit_(seals=("SL001",))], declarations=(declaration("inspection_ordered"),)
+    )
 
     assert "inspection_not_scanned" in codes(outcome)
     assert outcome.decision is not None
-    assert {reason.code for reason in outcome.decision.reasons} == {"inspection_not_scanned", "exit_without_release"}
+    assert {reason.code for reason in outcome.decision.reasons} == {
+        "inspection_not_scanned",
+        "exit_without_release",
+    }
 
 
 def test_inspection_with_scan_before_exit_not_flagged():
     scan = obs(2, "scan.result", 20, scan_result="clear", device_id="scanner")
-    outcome = run([entry(seals=("SL001",)), scan, exit_(seals=("SL001",))], declarations=(declaration("inspection_ordered"),))
+    outcome = run(
+        [entry(seals=("SL001",)), scan, exit_(seals=("SL001",))],
+        declarations=(declaration("inspection_ordered"),),
+    )
 
     assert "inspection_not_scanned" not in codes(outcome)
 
 
 def test_failed_scan_does_not_count_as_inspection():
     scan = obs(2, "scan.result", 20, scan_result="failed", device_id="scanner")
-    outcome = run([entry(seals=("SL001",)), scan, exit_(seals=("SL001",))], declarations=(declaration("inspection_ordered"),))
+    outcome = run(
+        [entry(seals=("SL001",)), scan, exit_(seals=("SL001",))],
+        declarations=(declaration("inspection_ordered"),),
+    )
 
     assert "inspection_not_scanned" in codes(outcome)
 
@@ -253,7 +269,10 @@ def test_other_authority_hold_blocks_released_container():
     assert codes(outcome) == ["exit_without_release"]
     assert outcome.findings[0].evidence["other_holds"] == ["quarantine"]
     assert outcome.decision is not None
-    assert {reason.code for reason in outcome.decision.reasons} == {"exit_without_release", "other_authority_hold"}
+    assert {reason.code for reason in outcome.decision.reasons} == {
+        "exit_without_release",
+        "other_authority_hold",
+    }
 
 
 def test_dwell_exactly_at_limit_not_flagged():
@@ -346,14 +365,31 @@ def scenarios(draw):
     declared = draw(st.booleans())
     declarations = (declaration(status, declared_seals, 20_000.0, holds),) if declared else ()
 
-    events = [entry(1, 0, seals=draw(st.sampled_from([("SL001",), ("SL999",), ()])),
-                    gross_weight_kg=draw(st.sampled_from([20_000.0, 21_000.0, 23_000.0, None])))]
+    events = [
+        entry(
+            1,
+            0,
+            seals=draw(st.sampled_from([("SL001",), ("SL999",), ()])),
+            gross_weight_kg=draw(st.sampled_from([20_000.0, 21_000.0, 23_000.0, None])),
+        )
+    ]
     if draw(st.booleans()):
-        events.append(obs(2, "scan.result", 20, device_id="scanner",
-                          scan_result=draw(st.sampled_from(["clear", "suspicious", "failed"]))))
+        events.append(
+            obs(
+                2,
+                "scan.result",
+                20,
+                device_id="scanner",
+                scan_result=draw(st.sampled_from(["clear", "suspicious", "failed"])),
+            )
+        )
     if draw(st.booleans()):
-        eseal = {"sealed": True, "opened": draw(st.booleans()), "tampered": False,
-                 "approved_opening": draw(st.booleans())}
+        eseal = {
+            "sealed": True,
+            "opened": draw(st.booleans()),
+            "tampered": False,
+            "approved_opening": draw(st.booleans()),
+        }
         events.append(obs(3, "seal.status", 30, device_id="reader", eseal=eseal, seal_numbers=("SL001",)))
     if draw(st.booleans()):
         events.append(exit_(4, 60, seals=draw(st.sampled_from([("SL001",), ("SL999",)]))))
@@ -364,24 +400,19 @@ def scenarios(draw):
     return declarations, events, [events[index] for index in order]
 
 
-def _conclusions(outcome):
+def _conclusions(outcome, declarations):
     asking = [item for item in outcome.state.observations if item.decision_requested]
-    decisions = [decide(outcome.state, DECLS, item, RULES, {}) for item in asking]
+    decisions = [decide(outcome.state, declarations, item, RULES, {}) for item in asking]
     return outcome.summary, outcome.findings, outcome.cleared, decisions
-
-
-DECLS: tuple = ()
 
 
 @settings(max_examples=300, deadline=None)
 @given(scenarios())
 def test_any_arrival_order_gives_same_conclusions(scenario):
-    global DECLS
     declarations, in_device_order, arrival = scenario
-    DECLS = declarations
 
-    expected = _conclusions(run(in_device_order, declarations))
-    actual = _conclusions(run(arrival, declarations))
+    expected = _conclusions(run(in_device_order, declarations), declarations)
+    actual = _conclusions(run(arrival, declarations), declarations)
 
     assert actual == expected
 

@@ -54,15 +54,23 @@ def test_declaration_progress_per_container(stack, db, site_id):
     devices = Devices(stack.home, stack.database_url, site_id)
     store = Store(db, stack.database_url)
     left, scanned, missing = new_container_number(), new_container_number(), new_container_number()
-    number = declare(db, site_id, [{"number": left}, {"number": scanned}, {"number": missing}], status="released")
+    number = declare(
+        db, site_id, [{"number": left}, {"number": scanned}, {"number": missing}], status="released"
+    )
     store.write(devices.event("IN01", gate_passage([left, scanned]), occurred_at=at(0)))
     store.write(devices.event("SCAN01", scan(scanned), "scan.result", at(10)))
-    store.write(devices.event("OUT01", gate_passage([left], lane="OUT01", direction="out"), occurred_at=at(30)))
+    store.write(
+        devices.event("OUT01", gate_passage([left], lane="OUT01", direction="out"), occurred_at=at(30))
+    )
 
     progress = {item.container_number: item for item in declaration_progress(db, number)}
 
     assert (progress[left].arrived, progress[left].scanned, progress[left].left) == (True, False, True)
-    assert (progress[scanned].arrived, progress[scanned].scanned, progress[scanned].left) == (True, True, False)
+    assert (progress[scanned].arrived, progress[scanned].scanned, progress[scanned].left) == (
+        True,
+        True,
+        False,
+    )
     assert progress[missing].missing is True
     assert progress[missing].arrived is False
     assert all(item.released for item in progress.values())
@@ -73,7 +81,11 @@ def test_status_change_reevaluates_covered_containers(stack, db, site_id):
     store = Store(db, stack.database_url)
     first, second = new_container_number(), new_container_number()
     number = declare(db, site_id, [{"number": first}, {"number": second}], status="released")
-    store.write(devices.event("OUT01", gate_passage([first, second], lane="OUT01", direction="out"), occurred_at=at(0)))
+    store.write(
+        devices.event(
+            "OUT01", gate_passage([first, second], lane="OUT01", direction="out"), occurred_at=at(0)
+        )
+    )
     assert visit_rules(db, site_id, first) == []
 
     set_status(db, number, "held")

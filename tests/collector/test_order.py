@@ -5,8 +5,6 @@ from __future__ import annotations
 import itertools
 import json
 
-import pytest
-
 from kouan.devices import ensure_lane, ensure_site
 from tests.collector.support import (
     Devices,
@@ -30,11 +28,15 @@ SEAL = "SL20261205"
 def scenario(devices: Devices, number: str) -> list[tuple[str, bytes]]:
     """Four events in device order: misread seal at entry, suspicious scan, opened e-seal, exit."""
     return [
-        devices.event("IN01", gate_passage([number], seals=("SL999",), weight_kg=20_000.0), occurred_at=at(0)),
+        devices.event(
+            "IN01", gate_passage([number], seals=("SL999",), weight_kg=20_000.0), occurred_at=at(0)
+        ),
         devices.event("SCAN01", scan(number, "suspicious"), "scan.result", at(20)),
         devices.event("ES01", eseal(number, SEAL, opened=True), "seal.status", at(30)),
         devices.event(
-            "OUT01", gate_passage([number], lane="OUT01", direction="out", seals=(SEAL,), decision=True), occurred_at=at(60)
+            "OUT01",
+            gate_passage([number], lane="OUT01", direction="out", seals=(SEAL,), decision=True),
+            occurred_at=at(60),
         ),
     ]
 
@@ -75,11 +77,30 @@ def test_every_arrival_order_same_conclusions(stack, db, site_id):
     expected = results[0][1]
     assert expected["alerts"] == sorted(
         [
-            ("eseal_abnormal", "critical", json.dumps(
-                {"event_ids": [2], "observed": [{"sealed": False, "opened": True, "tampered": False,
-                                                 "approved_opening": False, "battery_low": False}]},
-                sort_keys=True)),
-            ("scan_suspicious", "critical", json.dumps({"event_ids": [1], "observed": "suspicious"}, sort_keys=True)),
+            (
+                "eseal_abnormal",
+                "critical",
+                json.dumps(
+                    {
+                        "event_ids": [2],
+                        "observed": [
+                            {
+                                "sealed": False,
+                                "opened": True,
+                                "tampered": False,
+                                "approved_opening": False,
+                                "battery_low": False,
+                            }
+                        ],
+                    },
+                    sort_keys=True,
+                ),
+            ),
+            (
+                "scan_suspicious",
+                "critical",
+                json.dumps({"event_ids": [1], "observed": "suspicious"}, sort_keys=True),
+            ),
         ]
     )
     for order, found, _ in results:
@@ -131,15 +152,21 @@ def _plan(db, site_id: str, devices: Devices, numbers: list[str]) -> list[tuple[
 
 def _site_conclusions(db, site_id: str) -> dict:
     visits = db.execute(
-        "SELECT container_number, status, customs_status, flags FROM container_visits WHERE site_id = %s ORDER BY 1",
+        "SELECT container_number, status, customs_status, flags FROM container_visits "
+        "WHERE site_id = %s ORDER BY 1",
         (site_id,),
     ).fetchall()
     alerts = sorted((item["container_number"], item["rule_code"]) for item in open_alerts(db, site_id))
-    made = sorted((tuple(item["container_numbers"]), item["decision"], tuple(reason_codes(item))) for item in decisions(db, site_id))
+    made = sorted(
+        (tuple(item["container_numbers"]), item["decision"], tuple(reason_codes(item)))
+        for item in decisions(db, site_id)
+    )
     return {"visits": visits, "alerts": alerts, "decisions": made}
 
 
-def test_two_collectors_reach_same_conclusions_as_one(stack, db, site_id, make_device, processes, raw_publisher):
+def test_two_collectors_reach_same_conclusions_as_one(
+    stack, db, site_id, make_device, processes, raw_publisher
+):
     other = _second_site(db, site_id)
     numbers = [new_container_number() for _ in range(12)]
     received: dict[str, list[dict]] = {site_id: [], other: []}
@@ -154,12 +181,14 @@ def test_two_collectors_reach_same_conclusions_as_one(stack, db, site_id, make_d
     start_collector(processes, other, 1)
     start_collector(processes, other, 2)
 
-    for site, (devices, events) in plans.items():
+    for site, (devices, _) in plans.items():
         lane = devices.by_lane["OUT01"]
         listener = raw_publisher(lane)
-        listener.client.on_message = lambda client, userdata, message, site=site: received[site].append(json.loads(message.payload))
+        listener.client.on_message = lambda client, userdata, message, site=site: received[site].append(
+            json.loads(message.payload)
+        )
         listener.client.subscribe(f"kouan/v1/{site}/{lane.device_id}/commands", qos=1)
-    for site, (devices, events) in plans.items():
+    for devices, events in plans.values():
         publishers = {identity.device_id: raw_publisher(identity) for identity in devices.by_lane.values()}
         for topic, raw in events:
             publishers[topic.split("/")[3]].publish(topic, raw)

@@ -58,7 +58,9 @@ def enter(devices, number, minutes=0, **values):
 def leave(devices, number, minutes=60, **values):
     values.setdefault("seals", (SEAL,))
     return devices.event(
-        "OUT01", gate_passage([number], lane="OUT01", direction="out", decision=True, **values), occurred_at=at(minutes)
+        "OUT01",
+        gate_passage([number], lane="OUT01", direction="out", decision=True, **values),
+        occurred_at=at(minutes),
     )
 
 
@@ -143,7 +145,9 @@ def test_unrelated_event_leaves_alert_untouched(db, site_id, devices, store, con
 
 def test_eseal_opened_outside_approval_alerts(db, site_id, devices, store, container):
     store.write(enter(devices, container))
-    approved = devices.event("ES01", eseal(container, SEAL, opened=True, approved=True), "seal.status", at(10))
+    approved = devices.event(
+        "ES01", eseal(container, SEAL, opened=True, approved=True), "seal.status", at(10)
+    )
     store.write(approved)
     assert visit_rules(db, site_id, container) == []
 
@@ -184,7 +188,11 @@ def test_weight_of_two_containers_compared_as_load(db, site_id, devices, store):
     declare(db, site_id, [{"number": first, "seals": [SEAL], "weight": 12_000.0}])
     declare(db, site_id, [{"number": second, "seals": [SEAL], "weight": 8_000.0}])
 
-    store.write(devices.event("IN01", gate_passage([first, second], seals=(SEAL,), weight_kg=20_900.0), occurred_at=at(0)))
+    store.write(
+        devices.event(
+            "IN01", gate_passage([first, second], seals=(SEAL,), weight_kg=20_900.0), occurred_at=at(0)
+        )
+    )
 
     assert visit_rules(db, site_id, first) == []
     assert visit_rules(db, site_id, second) == []
@@ -278,7 +286,9 @@ def test_container_number_check_digit(db, site_id, devices, store, raw, unreadab
 
 
 def test_unreadable_exit_container_gets_manual(db, site_id, devices, store):
-    result = store.write(devices.event("OUT01", gate_passage(["CSQU3054384"], lane="OUT01", direction="out", decision=True)))
+    result = store.write(
+        devices.event("OUT01", gate_passage(["CSQU3054384"], lane="OUT01", direction="out", decision=True))
+    )
 
     assert [command.decision for _, command in result.commands] == ["manual"]
     assert reason_codes(decisions(db, site_id)[0]) == ["container_number_unreadable"]
@@ -346,7 +356,13 @@ def test_dwell_sweep_through_collector(db, site_id, devices, store, container, m
     from collector.service import Collector
     from collector.settings import CollectorSettings
 
-    store.write(devices.event("IN01", gate_passage([container], seals=(SEAL,)), occurred_at=datetime.now(UTC) - timedelta(hours=2)))
+    store.write(
+        devices.event(
+            "IN01",
+            gate_passage([container], seals=(SEAL,)),
+            occurred_at=datetime.now(UTC) - timedelta(hours=2),
+        )
+    )
     monkeypatch.setenv("KOUAN_SITE_FILTER", site_id)
     monkeypatch.setenv("KOUAN_DWELL_LIMIT_HOURS", "1")
     collector = Collector(CollectorSettings())
@@ -370,6 +386,10 @@ def test_clock_ahead_beyond_limit_raises_drift(db, site_id, devices, store, ahea
 
 
 def test_clock_behind_from_events_not_concluded(db, site_id, devices, store):
-    store.write(devices.event("IN01", gate_passage([new_container_number()]), occurred_at=datetime.now(UTC) - timedelta(hours=1)))
+    store.write(
+        devices.event(
+            "IN01", gate_passage([new_container_number()]), occurred_at=datetime.now(UTC) - timedelta(hours=1)
+        )
+    )
 
     assert [item for item in open_alerts(db, site_id) if item["subject_kind"] == "device"] == []
