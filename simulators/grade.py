@@ -2,7 +2,7 @@
 
 Everything Kouan concluded is read through the API (alerts, gate decisions, the
 event feed, container status), never from the database, so the grade measures what
-an officer or an integrator would see. An endpoint that does not answer is reported
+an officer or an integrator would see. An endpoint that does not respond is reported
 as unavailable, and a rule the collector does not implement as "no rule": neither
 counts as a pass.
 """
@@ -61,7 +61,7 @@ GRADED, NO_RULE, UNAVAILABLE = "graded", "no rule", "unavailable"
 
 
 class Unavailable(RuntimeError):
-    """An API endpoint the grade needs did not answer with data."""
+    """An API endpoint the grade needs did not respond with data."""
 
 
 @dataclass
@@ -175,7 +175,7 @@ class ApiReader:
             page = {**params, "limit": PAGE_LIMIT, **({"cursor": cursor} if cursor else {})}
             response = self.get(path, page)
             if response.status_code != 200:
-                raise Unavailable(f"GET {path} answered HTTP {response.status_code}: {response.text[:200]}")
+                raise Unavailable(f"GET {path} returned HTTP {response.status_code}: {response.text[:200]}")
             body = response.json()
             items = body.get("items", [])
             found.extend(items)

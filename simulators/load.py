@@ -8,7 +8,7 @@ themselves). Two transports:
   collector side without the edge outbox's per-event fsync.
 - ``edge``: events go through real :class:`EdgeAgent` outboxes, as at a lane.
 
-Either way the collector's receipts are counted per ``seq``, so the account says
+Either way the collector's receipts are counted per ``seq``, so the account records
 what was sent, acknowledged by the broker, and committed by the collector.
 """
 

@@ -46,7 +46,7 @@ FAULT_SIDE_RULES: dict[str, tuple[str, ...]] = {
     "ocr_misread": ("ocr_low_confidence",),
     "forged_device": ("device_mismatch", "event_tampered"),
 }
-# Faults after which the exit lane must not be told to release.
+# Faults after which the exit lane must not receive a release.
 HOLD_AT_EXIT = frozenset(
     {
         "seal_mismatch",
@@ -324,16 +324,16 @@ class Planner:
             "ocr_misread": (lambda t: True, self._ocr_misread),
         }
         for kind, (eligible, apply) in appliers.items():
-            wanted = self._count(kind, len(trucks))
+            requested = self._count(kind, len(trucks))
             candidates = [truck for truck in trucks if not truck.faults and eligible(truck)]
             self.rng.shuffle(candidates)
             applied = 0
             for truck in candidates:
-                if applied == wanted:
+                if applied == requested:
                     break
                 details = apply(truck)
                 if details is None:
-                    continue  # no misread with the wanted outcome for this number; next truck
+                    continue  # no misread with the requested outcome for this number; next truck
                 truck.faults.append(kind)
                 self._add_truck_fault(kind, truck, details)
                 applied += 1

@@ -104,7 +104,7 @@ def size_type(rng: random.Random) -> SizeType:
 
 
 def gross_weight_kg(rng: random.Random, kind: SizeType) -> float:
-    """A laden container's gross mass: tare plus cargo, below the type's maximum."""
+    """Return a laden container's gross mass: tare plus cargo, below the type's maximum."""
     cargo = rng.uniform(2_000, kind.max_gross_kg - kind.tare_kg - 500)
     return float(round(kind.tare_kg + cargo, -1))
 
@@ -161,7 +161,7 @@ def enterprises(rng: random.Random) -> list[Enterprise]:
 
 
 def eseal_number(rng: random.Random) -> str:
-    """An e-seal id in the shape a DataSeal-class reader prints: 4 letters and 8 digits.
+    """Return an e-seal id in the shape a DataSeal-class reader prints: 4 letters and 8 digits.
 
     ISO 18185 builds the id from the manufacturer id and the tag serial; the
     Hi-G-Tek DataReader manual prints it as e.g. "QWER85723456".
@@ -199,11 +199,11 @@ def misread_container(rng: random.Random, number: str, outcome: str | None = Non
     """Return an OCR misread of ``number`` whose outcome is certain, or None if none was found.
 
     A confusion in the wrong character class (a digit in the owner code, a letter in
-    the serial) is repaired by position rules; a dropped character (a vertically
-    painted number read short) or two confusions across classes leave the read
-    unreadable. A misread that happens to form another valid number is never
-    returned, because no gate check could tell it from a correct read. ``outcome``
-    asks for one of the two outcomes.
+    the serial) is repaired by position rules. A dropped character (a vertically
+    painted number read short), a confusion the repair rules do not cover (G for 6,
+    Z for 2) or one that breaks the check digit leaves the read unreadable. A misread
+    that happens to form another valid number is never returned, because no gate
+    check could tell it from a correct read. ``outcome`` requests one of the two.
     """
     candidates = []
     for index, char in enumerate(number):

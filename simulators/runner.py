@@ -36,8 +36,8 @@ from simulators.truth import ledger_path, write_truth
 
 logger = logging.getLogger(__name__)
 
-# Seconds to wait for every outbox to drain after the last action; an outage near
-# the end of the day needs the agent's reconnect backoff (at most 10 s) on top.
+# Seconds to wait for every outbox to drain after the last action. An outage near the
+# end of the day adds the agent's reconnect backoff, capped at 2 s for simulated devices.
 DRAIN_TIMEOUT_S = 90.0
 # Seq numbers for hand-built malformed envelopes: far above any real device's seq,
 # so a quarantined one can never be mistaken for a real event.
@@ -46,7 +46,7 @@ MALFORMED_SEQ_BASE = 2**40
 # simulated minutes lasts a few real seconds, and the status carries the clock.
 STATUS_INTERVAL_S = 1.0
 # The lane's e-seal reader reads the seal as the truck queues, this long before the
-# passage closes; the report then reaches the collector before the decision request.
+# passage closes. Its report therefore reaches the collector before the decision request.
 ESEAL_READ_LEAD = timedelta(seconds=60)
 
 
@@ -63,7 +63,7 @@ class Action:
 
 @dataclass
 class Ledger:
-    """What this run sent and what came back to the lanes."""
+    """Record of what this run sent and what reached the lanes."""
 
     started_at: str
     api_url: str

@@ -2,7 +2,7 @@
 
 A scenario is a YAML document (see docs/simulator.md and the shipped examples in
 ``simulators/scenarios/``). ``load_scenario`` accepts a path or the name of a shipped
-scenario and validates it; an unknown key is an error, so a typo never silently
+scenario and validates it. An unknown key is an error, so a typo never silently
 falls back to a default.
 """
 
