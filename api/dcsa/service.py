@@ -152,6 +152,9 @@ def _to_dcsa(row: dict[str, Any], number: str, locode: str | None) -> list[dict[
     if kind == "scan.result":
         return [_event(row["event_id"], row["recorded_at"], row["occurred_at"], "INSP", number, locode)]
 
+    if payload["source"].get("function") == "1":
+        # An EDIFACT cancellation: the move it cancels is superseded and not exported either.
+        return []
     event = _event(
         row["event_id"], row["recorded_at"], row["occurred_at"], payload["event_code"], number, locode
     )

@@ -129,6 +129,7 @@ def map_message(
         "interchange_ref": interchange.control_reference,
         "message_ref": message.reference,
         "function": bgm.component(2) if bgm else None,
+        **_document_version(bgm, interchange, zone),
     }
     for index, group in enumerate(equipment, start=1):
         try:
@@ -136,6 +137,23 @@ def map_message(
         except MoveError as exc:
             result.problems.append(exc.problem)
     return result
+
+
+def _document_version(bgm: Segment | None, interchange: Interchange, zone: ZoneInfo) -> dict[str, Any]:
+    """Identify the document a replacement (BGM function 5) or cancellation (1) refers to.
+
+    SMDG messages repeat the original's document number (BGM 1004) in its replacement,
+    and the interchange preparation time (UNB 0017/0019) orders the versions. Without
+    both, the move is not versioned.
+    """
+    number = bgm.component(1) if bgm else ""
+    prepared = interchange.prepared or ""
+    formats = {11: "%y%m%d:%H%M", 13: "%Y%m%d:%H%M"}  # syntax versions 1-3, and 4
+    if not number or not re.fullmatch(r"\d{6}(\d{2})?:\d{4}", prepared):
+        return {}
+
+    moment = datetime.strptime(prepared, formats[len(prepared)]).replace(tzinfo=zone)
+    return {"external_event_id": number[:100], "external_updated_at": moment.isoformat()}
 
 
 def _problem(message: Message, code: str, position: int, tag: str, detail: str) -> Problem:
@@ -178,8 +196,6 @@ def _map_group(
         "facility": context.get("facility"),
         "vessel_name": context.get("vessel_name"),
         "voyage": context.get("voyage"),
-        # NOTE: a replacement (BGM function 5) or cancellation (1) is stored as a new
-        # event with source.function set; it is not linked to the message it replaces.
         "source": {**source, "position": f"EQD {index} at segment {eqd.position}"},
         "flags": [f"local_time:{zone.key}"],
     }

@@ -103,3 +103,27 @@ def test_export_reads_back_through_the_dcsa_reader(feed_rig, client, headers):
         {"raw": "A05803", "source": "tos", "party": "SHI", "seal_type": "BLT"},
         {"raw": "CN2024000124", "source": "tos", "party": "CUS", "seal_type": "WIR"},
     ]
+
+
+def test_codeco_replacement_replaces_and_cancellation_removes(feed_rig, client, headers, site_id):
+    feed_rig.drop("codeco_gate_in_original.edi")
+    feed_rig.drop("codeco_gate_in_replacement.edi")
+    replaced = client.get("/api/v1/containers/CBHU9515082/dcsa-events", headers=headers).json()
+    feed_rig.drop("codeco_gate_in_cancellation.edi")
+    cancelled = client.get("/api/v1/containers/CBHU9515082/dcsa-events", headers=headers).status_code
+
+    original, replacement, cancellation = feed_rig.events()
+    versions = feed_rig.db.execute(
+        """
+        SELECT event_id, supersedes_event_id FROM equipment_event_versions
+        WHERE site_id = %s ORDER BY version_at
+        """,
+        (site_id,),
+    ).fetchall()
+    assert [event["payload"]["seals"] for event in replaced] == [[{"number": "A05813", "source": "SHI"}]]
+    assert versions == [
+        (original["event_id"], None),
+        (replacement["event_id"], original["event_id"]),
+        (cancellation["event_id"], replacement["event_id"]),
+    ]
+    assert cancelled == 404
