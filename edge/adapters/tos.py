@@ -104,7 +104,11 @@ class TosFeed:
     def poll_once(self) -> list[FileReport]:
         reports = []
         for path in self.pending_files():
-            report = self.process(path)
+            try:
+                report = self.process(path)
+            except Exception as exc:  # noqa: BLE001 (one file must not stop the feed)
+                logger.exception("TOS file %s could not be processed; moved to failed/", path.name)
+                report = self._fail(path, exc)
             reports.append(report)
             if not report.complete:
                 break  # the outbox is full: later files wait for the next poll
@@ -147,6 +151,14 @@ class TosFeed:
             self._save_progress(state_path, feed.sha256, index + 1)
 
         self._finish(path, report, state_path)
+        return report
+
+    def _fail(self, path: Path, exc: Exception) -> FileReport:
+        report = FileReport(
+            path.name, "unknown", "", 0, problems=[{"code": "internal_error", "detail": repr(exc)}]
+        )
+        (self.drop_dir / "failed" / f"{path.name}.report.json").write_text(json.dumps(report.to_json()))
+        path.replace(self.drop_dir / "failed" / path.name)
         return report
 
     def _save_progress(self, state_path: Path, sha256: str, next_index: int) -> None:

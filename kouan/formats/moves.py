@@ -31,6 +31,7 @@ _ROAD = "3"
 _UNIT_KG = {"KGM": 1.0, "TNE": 1000.0}
 
 INVALID_TIME = "invalid_time"
+INVALID_VALUE = "invalid_value"
 MISSING_TIME = "missing_time"
 UNKNOWN_DOCUMENT = "unknown_document"
 NO_EQUIPMENT = "no_equipment"
@@ -55,6 +56,8 @@ def edifact_time(value: str, format_code: str, zone: ZoneInfo) -> datetime:
     """Read a DTM value; formats 102, 203, 204 have no zone and take ``zone``.
 
     Format 303 (CCYYMMDDHHMMZZZ) carries its own offset, e.g. '201602041652+01'.
+    An ambiguous local time (the repeated hour when summer time ends) is read as its
+    first occurrence (``fold=0``).
     Raises ValueError naming the value and format.
     """
     formats = {"102": "%Y%m%d", "203": "%Y%m%d%H%M", "204": "%Y%m%d%H%M%S"}
@@ -200,7 +203,12 @@ def _map_group(
         "flags": [f"local_time:{zone.key}"],
     }
     for segment in group[1:]:
-        _apply(payload, segment)
+        try:
+            _apply(payload, segment)
+        except ValueError as exc:
+            raise MoveError(
+                _problem(message, INVALID_VALUE, segment.position, segment.tag, str(exc))
+            ) from exc
     return occurred_at, {key: value for key, value in payload.items() if value is not None}
 
 
@@ -231,7 +239,10 @@ def _apply_weight(payload: dict[str, Any], segment: Segment) -> None:
     factor = _UNIT_KG.get(unit)
     if factor is None or not text:
         return
-    kg = float(text) * factor
+    try:
+        kg = float(text) * factor
+    except ValueError as exc:
+        raise ValueError(f"weight {text!r} {unit} is not a number") from exc
     if attribute in _TARE:
         payload["tare_weight_kg"] = kg
     elif attribute in _GROSS:

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from kouan.formats import customs_json, dcsa
+from kouan.formats.codeco import map_codeco
 from kouan.formats.cusdec import read_cusdec
 from kouan.formats.cusres import read_cusres
 from kouan.formats.edifact import EdifactError, parse_interchange
@@ -238,3 +239,17 @@ def test_cusres_status_text_maps_to_lifecycle(text, lifecycle):
     message = parse_interchange(f"UNH+1+CUSRES:D:99B:UN'FTX+AHN+++{text}'UNT+3+1'").messages[0]
 
     assert read_cusres(message, SYDNEY).lifecycle == lifecycle
+
+
+def test_codeco_bad_weight_fails_only_that_container():
+    interchange = parse_interchange(
+        "UNH+1+CODECO:D:95B:UN'BGM+34+X+9'"
+        "EQD+CN+CCLU4214635+42R0'DTM+7:200806271010:203'MEA+AAE+G+KGM:27,0'"
+        "EQD+CN+CSQU3054383+42R0'DTM+7:200806271011:203'UNT+8+1'"
+    )
+    result = map_codeco(interchange.messages[0], interchange, ZoneInfo("UTC"))
+
+    assert [payload["container_number"]["raw"] for _, payload in result.moves] == ["CSQU3054383"]
+    assert [str(problem) for problem in result.problems] == [
+        "invalid_value at segment 5 (MEA), segment 5 of message 1: weight '27,0' KGM is not a number"
+    ]
