@@ -145,12 +145,13 @@ def _drive_site(
         exit_publisher.close()
 
     def decided() -> bool:
-        """gate decision and alert stored"""
+        """both events, a gate decision and an alert stored"""
         decisions = db.execute(
             "SELECT count(*) FROM gate_decisions WHERE site_id = %s", (site.site_id,)
         ).fetchone()
         alerts = db.execute("SELECT count(*) FROM alerts WHERE site_id = %s", (site.site_id,)).fetchone()
-        return decisions[0] >= 1 and alerts[0] >= 1
+        events = db.execute("SELECT count(*) FROM events WHERE site_id = %s", (site.site_id,)).fetchone()
+        return decisions[0] >= 1 and alerts[0] >= 1 and events[0] == 2
 
     wait_for(decided, timeout=30)
     site.alert_ids = [
