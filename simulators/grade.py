@@ -74,6 +74,7 @@ class RuleGrade:
     false_alarms: int = 0
     status: str = GRADED
     missed_faults: list[str] = field(default_factory=list)
+    false_alarm_subjects: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -306,11 +307,11 @@ class Grader:
             if fault["rule"]:
                 by_rule[fault["rule"]].append(fault)
         expected_rules = sorted(set(by_rule) | {rule for rule in FAULT_RULES.values() if rule})
-        false_alarms: Counter[str] = Counter()
-        if alerts is not None:
-            for alert in alerts:
-                if not _explained(alert, self.faults):
-                    false_alarms[alert["rule_code"]] += 1
+        false_alarms: dict[str, list[str]] = defaultdict(list)
+        for alert in alerts or []:
+            if not _explained(alert, self.faults):
+                subject = _number(alert.get("container_number")) or alert.get("subject_id")
+                false_alarms[alert["rule_code"]].append(f"{alert.get('subject_kind')}:{subject}")
 
         rows = []
         for rule in [*expected_rules, *sorted(set(false_alarms) - set(expected_rules))]:
@@ -318,7 +319,13 @@ class Grader:
             kinds = sorted(
                 {fault["kind"] for fault in faults} or {k for k, r in FAULT_RULES.items() if r == rule}
             )
-            row = RuleGrade(rule, kinds, injected=len(faults), false_alarms=false_alarms[rule])
+            row = RuleGrade(
+                rule,
+                kinds,
+                injected=len(faults),
+                false_alarms=len(false_alarms.get(rule, [])),
+                false_alarm_subjects=false_alarms.get(rule, []),
+            )
             if alerts is None:
                 row.status = UNAVAILABLE
             elif rule not in implemented:

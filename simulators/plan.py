@@ -45,6 +45,8 @@ FAULT_SIDE_RULES: dict[str, tuple[str, ...]] = {
     "exit_before_release": (),
     "ocr_misread": ("ocr_low_confidence",),
     "forged_device": ("device_mismatch", "event_tampered"),
+    # An envelope without its signature cannot be authenticated.
+    "malformed_payload": ("signature_invalid",),
 }
 # Faults after which the exit lane must not receive a release.
 HOLD_AT_EXIT = frozenset(
