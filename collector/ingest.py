@@ -217,7 +217,7 @@ def observations_of(
                     eseal=eseal,
                     seal_numbers=(seal,) if seal else (),
                 )
-    elif isinstance(payload, EquipmentEvent) and payload.event_code in _TOS_GATE_DIRECTIONS:
+    elif isinstance(payload, EquipmentEvent) and _is_gate_report(payload):
         # A terminal's gate-in/gate-out report (CODECO, DCSA GTIN/GTOT) records the
         # same physical passage a lane reports; correlation treats it as one.
         for record in derived["containers"]:
@@ -228,7 +228,9 @@ def observations_of(
                     direction=_TOS_GATE_DIRECTIONS[payload.event_code],
                     truck_plate=(derived.get("truck_plate") or {}).get("value"),
                     seal_numbers=tuple(
-                        seal["value"] for seal in record["seals"] if seal.get("value") and not seal.get("placeholder")
+                        seal["value"]
+                        for seal in record["seals"]
+                        if seal.get("value") and not seal.get("placeholder")
                     ),
                     gross_weight_kg=payload.gross_weight_kg or payload.vgm_kg,
                     size_type=record.get("size_type"),
@@ -237,3 +239,16 @@ def observations_of(
 
 
 _TOS_GATE_DIRECTIONS = {"GTIN": "in", "GTOT": "out"}
+
+
+def _is_gate_report(event: EquipmentEvent) -> bool:
+    """Return whether a reported move is an actual gate passage.
+
+    Estimated and planned moves (EST, PLN) and EDIFACT cancellations (BGM function 1)
+    did not happen at the gate.
+    """
+    return (
+        event.event_code in _TOS_GATE_DIRECTIONS
+        and event.classifier == "ACT"
+        and event.source.function != "1"
+    )
