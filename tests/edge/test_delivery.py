@@ -108,6 +108,11 @@ def test_edge_killed_mid_burst_loses_nothing(
     wait_for(lambda: restarted.status()["outbox_depth"] == 0, timeout=60)
     wait_for(lambda: stored_count(db, identity.device_id) == outbox_accepted, timeout=30)
 
+    print(
+        f"edge kill -9: {len(accepted_before_kill)} accepted (HTTP 201) before the kill, "
+        f"{outbox_accepted} in the outbox, {stored_at_kill} stored at the kill, "
+        f"{stored_count(db, identity.device_id)} stored after restart"
+    )
     assert len(accepted_before_kill) >= 150
     assert outbox_accepted >= len(accepted_before_kill)
     assert stored_at_kill < outbox_accepted
@@ -134,6 +139,10 @@ def test_collector_killed_mid_burst_stores_every_event_once(
     wait_for(lambda: edge.status()["outbox_depth"] == 0, timeout=120)
 
     published = len(burst.accepted)
+    print(
+        f"collector kill -9: {published} published, {stored_at_kill} stored at the kill, "
+        f"{stored_count(db, identity.device_id)} stored, outbox depth {edge.status()['outbox_depth']}"
+    )
     assert published == 600
     assert stored_at_kill < published
     assert stored_count(db, identity.device_id) == published
@@ -163,6 +172,7 @@ def test_full_outbox_rejects_overflow_and_raises_alert(
         timeout=30,
     )
 
+    print(f"outbox full: {len(accepted)} accepted, {len(rejected)} rejected, alert evidence {alert[1]}")
     assert accepted == list(range(1, 26))
     assert len(rejected) == 15
     assert {body["error"] for body in rejected} == {"outbox_full"}
@@ -202,6 +212,11 @@ def test_broker_down_two_minutes_delivers_all_in_order(
     wait_for(lambda: edge.status()["outbox_depth"] == 0, timeout=120)
     wait_for(lambda: stored_count(db, identity.device_id) == published, timeout=30)
 
+    print(
+        f"broker down 120 s: {published} published ({accepted_during_outage} during the outage), "
+        f"{stored_during_outage} stored before restart, {stored_count(db, identity.device_id)} stored, "
+        f"connects {edge.status()['connects']}"
+    )
     assert accepted_during_outage >= 600
     assert stored_during_outage < published
     assert burst.accepted == list(range(1, published + 1))
