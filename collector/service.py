@@ -306,7 +306,8 @@ class Collector:
                 self.inbox.put((message, qos))
                 return
 
-        self._publish_commands(result.commands)
+        already_sent = {command.command_id for command in preset.values()}
+        self._publish_commands([item for item in result.commands if item[1].command_id not in already_sent])
         self._send_receipts(result)
         if qos > 0:
             self.client.ack(message.mid, qos)
