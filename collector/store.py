@@ -312,7 +312,11 @@ def _raise_passage_alerts(conn: Connection, items: list[Accepted], rules: RuleSe
                     subject_id=event_id,
                     message_zh=finding.message_zh,
                     message_en=finding.message_en,
-                    evidence={"event_ids": [event_id], **finding.evidence},
+                    evidence={
+                        "event_ids": [event_id],
+                        "passage_id": item.envelope.payload.get("passage_id"),
+                        **finding.evidence,
+                    },
                     device_id=item.envelope.device_id,
                     lane_id=item.envelope.payload.get("lane_id"),
                     container_number=(item.container_numbers or [None])[0],
