@@ -11,6 +11,22 @@ class ApiError extends Error {
   }
 }
 
+// Parse one server-sent event block ("event:" and "data:" lines); comments are skipped.
+function dispatchEvent(block, onEvent) {
+  let name = "message";
+  const data = [];
+  for (const line of block.split("\n")) {
+    if (line.startsWith("event:")) name = line.slice(6).trim();
+    else if (line.startsWith("data:")) data.push(line.slice(5).replace(/^ /, ""));
+  }
+  if (!data.length) return;
+  try {
+    onEvent(name, JSON.parse(data.join("\n")));
+  } catch (error) {
+    onEvent(name, data.join("\n"));
+  }
+}
+
 const api = {
   token: sessionStorage.getItem(TOKEN_KEY),
   onUnauthorized: () => {},
@@ -78,6 +94,35 @@ const api = {
       if (!cursor) return { items, cursor: null, complete: true };
     }
     return { items, cursor, complete: false };
+  },
+
+  // Read the server-sent events of GET /api/v1/stream through fetch, because
+  // EventSource cannot send the bearer token. Calls onEvent(name, data) per event
+  // and returns when the server ends the stream; abort with signal.
+  async stream(params, onEvent, signal) {
+    const url = new URL("/api/v1/stream", location.origin);
+    for (const [key, value] of Object.entries(params)) url.searchParams.set(key, value);
+    const response = await fetch(url, {
+      headers: { Authorization: `Bearer ${this.token}`, Accept: "text/event-stream", "Accept-Language": i18n.acceptLanguage() },
+      signal,
+    });
+    if (response.status === 401) this.onUnauthorized();
+    if (!response.ok) throw new ApiError(response.status, `http_${response.status}`, response.statusText);
+
+    const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+    let buffer = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      buffer += value;
+      // Events end with a blank line; sse-starlette separates lines with CRLF. A CR at
+      // the end of a chunk waits for the next chunk, which may start with its LF.
+      const complete = buffer.endsWith("\r") ? buffer.slice(0, -1) : buffer;
+      const rest = buffer.slice(complete.length);
+      const blocks = complete.replace(/\r\n?/g, "\n").split("\n\n");
+      buffer = blocks.pop() + rest;
+      for (const block of blocks) dispatchEvent(block, onEvent);
+    }
   },
 
   async _json(response) {

@@ -3,7 +3,10 @@
 "use strict";
 
 const SITE_KEY = "kouan.site";
-const POLL_INTERVAL_MS = 5000;
+// Views refresh at this interval; the live stream refreshes them sooner on a change.
+const POLL_INTERVAL_MS = 15000;
+const LIVE_REFRESH_DELAY_MS = 500;
+const LIVE_RETRY_MS = 5000;
 // Visits shown in the overview's live list.
 const LIVE_PASSAGES = 12;
 const SEVERITIES = ["critical", "warning", "info"];
@@ -19,6 +22,9 @@ const state = {
   permissions: new Set(),
   alertRows: [],
   alertCursor: null,
+  live: null,
+  liveRefresh: null,
+  renderId: 0,
 };
 
 // ---------------------------------------------------------------- DOM helpers
@@ -63,15 +69,18 @@ function fillTable(table, columns, rows, options = {}) {
   table.append(body);
 }
 
+// Format a timestamp as "2026-12-05 04:44:35" in the site's time zone, in both languages.
 function formatTime(value) {
   if (!value) return "–";
   const date = new Date(value);
   if (Number.isNaN(date.getTime())) return String(value);
-  return new Intl.DateTimeFormat(i18n.lang === "en" ? "en-GB" : "zh-CN", {
+  const parts = new Intl.DateTimeFormat("en-GB", {
     timeZone: state.timezone,
     year: "numeric", month: "2-digit", day: "2-digit",
-    hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false,
-  }).format(date);
+    hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23",
+  }).formatToParts(date);
+  const part = (type) => parts.find((item) => item.type === type).value;
+  return `${part("year")}-${part("month")}-${part("day")} ${part("hour")}:${part("minute")}:${part("second")}`;
 }
 
 function showBanner(message) {
@@ -125,7 +134,55 @@ async function startSignedIn() {
   fillSites(me.sites || []);
   $("login").hidden = true;
   $("main").hidden = false;
+  startLive();
   route();
+}
+
+// ---------------------------------------------------------------- live stream
+
+// Follow the site's visit and alert changes; the overview and the alert desk refresh
+// on each burst of changes. The stream reconnects after LIVE_RETRY_MS when it ends.
+function startLive() {
+  stopLive();
+  const controller = new AbortController();
+  state.live = controller;
+  setLive("connecting");
+  api.stream({ site: state.site }, onLiveEvent, controller.signal)
+    .catch((error) => {
+      if (error.name !== "AbortError") console.warn("live stream failed", error);
+    })
+    .finally(() => {
+      if (state.live !== controller) return;
+      setLive("offline");
+      setTimeout(() => {
+        if (state.live === controller && api.token) startLive();
+      }, LIVE_RETRY_MS);
+    });
+}
+
+function stopLive() {
+  if (state.live) state.live.abort();
+  state.live = null;
+}
+
+function onLiveEvent(name) {
+  if (name === "ready") setLive("online");
+  if (name !== "visit" && name !== "alert") return;
+  clearTimeout(state.liveRefresh);
+  state.liveRefresh = setTimeout(refreshLiveView, LIVE_REFRESH_DELAY_MS);
+}
+
+function refreshLiveView() {
+  if (state.view === "overview") refreshOverview().catch(reportError);
+  if (state.view === "alerts" && !$("reason-dialog").open && state.alertRows.length <= ALERT_PAGE) {
+    renderAlertTable().catch(reportError);
+  }
+}
+
+function setLive(status) {
+  const indicator = $("live");
+  indicator.dataset.status = status;
+  indicator.textContent = i18n.t(`live.${status}`);
 }
 
 function may(permission) {
@@ -165,7 +222,14 @@ function route() {
   }
   stopPolling();
   showBanner("");
-  VIEWS[state.view](argument ? decodeURIComponent(argument) : null).catch(reportError);
+  // data-ready names the view once its first render finished, for people and tests alike.
+  const renderId = ++state.renderId;
+  $("main").dataset.ready = "";
+  VIEWS[state.view](argument ? decodeURIComponent(argument) : null)
+    .then(() => {
+      if (renderId === state.renderId) $("main").dataset.ready = state.view;
+    })
+    .catch(reportError);
 }
 
 function reportError(error) {
@@ -277,6 +341,7 @@ async function renderPassages() {
 
 async function renderContainers(number) {
   $("container-detail").hidden = !number;
+  $("container-results-card").hidden = Boolean(number);
   if (!number) {
     const query = $("container-query").value.trim();
     if (query) await searchContainers(query);
@@ -427,7 +492,17 @@ function normalisedRead(derived, path) {
     if (match[2] !== undefined) node = Array.isArray(node) ? node[Number(match[2]) - 1] : null;
   }
   if (!node || typeof node !== "object") return null;
-  return { value: node.value, valid: node.valid, error: node.error || node.reason };
+  return { value: node.value, valid: node.valid, corrected: node.corrected, error: node.error || node.reason };
+}
+
+// Name a read by its place in the payload: "containers[1].seals[2]" becomes "箱 1 · 施封号 2".
+function readLabel(path) {
+  return path.split(".").map((step) => {
+    const match = /^([a-z_]+)(?:\[(\d+)\])?$/.exec(step);
+    if (!match) return step;
+    const name = i18n.label("read", match[1]);
+    return match[2] === undefined ? name : `${name} ${match[2]}`;
+  }).join(" · ");
 }
 
 // Every {raw, source} object inside a payload is one sensor read; return them with their path.
@@ -449,8 +524,8 @@ function collectReads(payload, path = "") {
 function readsTable(reads) {
   const table = h("table", { class: "reads", dataset: { testid: "reads" } });
   fillTable(table, [
-    { title: "col.field", cell: (read) => h("span", { class: "mono" }, read.path) },
-    { title: "col.raw", cell: (read) => h("span", { class: "mono" }, read.raw) },
+    { title: "col.field", cell: (read) => h("span", { title: read.path }, readLabel(read.path)) },
+    { title: "col.raw", cell: rawCell },
     { title: "col.value", cell: normalisedCell },
     { title: "col.source", cell: (read) => badge(i18n.label("source", read.source), "info") },
     { title: "col.confidence", cell: (read) => (read.confidence === undefined || read.confidence === null ? "–" : `${Math.round(read.confidence * 100)}%`) },
@@ -458,11 +533,32 @@ function readsTable(reads) {
   return table;
 }
 
+// Show the raw text with each character that normalisation replaced marked, so an
+// OCR confusion such as O read for 0 is visible even where the font draws them alike.
+function rawCell(read) {
+  const value = read.normalised?.value;
+  const alphanumeric = /[0-9A-Za-z]/;
+  const count = [...read.raw].filter((char) => alphanumeric.test(char)).length;
+  if (!value || count !== value.length) return h("span", { class: "mono" }, read.raw);
+
+  let index = 0;
+  const nodes = [...read.raw].map((char) => {
+    if (!alphanumeric.test(char)) return char;
+    const expected = value[index];
+    index += 1;
+    return char.toUpperCase() === expected ? char : h("mark", { class: "diff", title: `${char} → ${expected}` }, char);
+  });
+  return h("span", { class: "mono", dataset: { testid: "raw-read" } }, nodes);
+}
+
 function normalisedCell(read) {
   const normalised = read.normalised;
   if (!normalised) return "–";
   if (normalised.valid === false) return badge(`${i18n.t("common.invalid")}: ${normalised.error || ""}`, "warning");
-  return h("span", { class: "mono" }, normalised.value ?? "–");
+  return [
+    h("span", { class: "mono" }, normalised.value ?? "–"),
+    normalised.corrected ? [" ", badge(i18n.t("read.corrected"), "warning")] : null,
+  ];
 }
 
 // ---------------------------------------------------------------- declarations
@@ -727,17 +823,20 @@ function outboxText(device) {
 
 function switchLanguage() {
   i18n.set(i18n.lang === "zh" ? "en" : "zh");
+  setLive($("live").dataset.status || "offline");
   if (!$("main").hidden) route();
 }
 
 function start() {
   i18n.applyStatic();
   api.onUnauthorized = () => {
+    stopLive();
     api.logout();
     showLogin(i18n.t("auth.expired"));
   };
   $("login-form").addEventListener("submit", submitLogin);
   $("logout").addEventListener("click", () => {
+    stopLive();
     api.logout();
     showLogin();
   });
@@ -745,6 +844,7 @@ function start() {
   $("site-select").addEventListener("change", (event) => {
     state.site = event.target.value;
     localStorage.setItem(SITE_KEY, state.site);
+    startLive();
     route();
   });
   $("container-search").addEventListener("submit", (event) => {
