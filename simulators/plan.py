@@ -63,8 +63,8 @@ NO_EXIT = frozenset({"undeclared_container", "scan_suspicious"})
 
 # A weighbridge reads a container's gross mass to within this share on clean traffic.
 WEIGHBRIDGE_NOISE = 0.005
-# Heartbeats give every device traffic, so a skewed clock always shows.
-HEARTBEAT_INTERVAL = timedelta(minutes=10)
+# Simulated time between a device's heartbeat events; they give quiet lanes traffic.
+HEARTBEAT_INTERVAL = timedelta(minutes=30)
 
 
 @dataclass
