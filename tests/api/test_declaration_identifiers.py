@@ -7,11 +7,14 @@ import/export flag, sequence); credit codes are GB 32100 vectors from python-std
 
 from __future__ import annotations
 
+import zlib
+
 import pytest
 
 from api.declarations import service
 from api.declarations.schemas import DeclarationPut
 from api.errors import ApiError
+from api.security.auth import Principal
 
 
 def _body(site_id: str, **overrides) -> DeclarationPut:
@@ -23,19 +26,23 @@ def _body(site_id: str, **overrides) -> DeclarationPut:
     return DeclarationPut.model_validate(values)
 
 
+def _integrator(site_id: str) -> Principal:
+    return Principal("api_key", "identifier-test", "integrator", frozenset({site_id}))
+
+
 @pytest.mark.parametrize(
     ("raw", "stored", "district", "direction"),
     [
         ("224820241000012345", "224820241000012345", "2248", "import"),
-        ("2248 2024 1 000012345", "224820241000012345", "2248", "import"),
+        ("2248 2024 1 000012346", "224820241000012346", "2248", "import"),
         ("090120260000091377", "090120260000091377", "0901", "export"),
         ("310420260000742108", "310420260000742108", "3104", "export"),
     ],
 )
 def test_declaration_number_normalised(db, site_id, raw, stored, district, direction):
-    service.put_declaration(db, raw, _body(site_id))
+    service.put_declaration(db, _integrator(site_id), raw, _body(site_id))
 
-    declaration = service.get_declaration(db, stored)
+    declaration = service.get_declaration(db, _integrator(site_id), stored)
     assert declaration["declaration_number"] == stored
     assert declaration["customs_district"] == district
     assert declaration["direction"] == direction
@@ -52,7 +59,7 @@ def test_declaration_number_normalised(db, site_id, raw, stored, district, direc
 )
 def test_invalid_declaration_number_rejected(db, site_id, raw, problem):
     with pytest.raises(ApiError) as caught:
-        service.put_declaration(db, raw, _body(site_id))
+        service.put_declaration(db, _integrator(site_id), raw, _body(site_id))
 
     assert caught.value.status_code == 422
     assert caught.value.code == "invalid_declaration_number"
@@ -73,10 +80,12 @@ def test_invalid_declaration_number_rejected(db, site_id, raw, problem):
     ],
 )
 def test_valid_credit_code_accepted(db, site_id, code):
-    number = "224820241000054321"
-    service.put_declaration(db, number, _body(site_id, consignee_code=code))
+    # One number per site: a declaration stored for an earlier test's site is not this
+    # integrator's to replace.
+    number = f"2248202410{zlib.crc32(site_id.encode()) % 10**8:08d}"
+    service.put_declaration(db, _integrator(site_id), number, _body(site_id, consignee_code=code))
 
-    assert service.get_declaration(db, number)["consignee_code"] == code
+    assert service.get_declaration(db, _integrator(site_id), number)["consignee_code"] == code
 
 
 @pytest.mark.parametrize(
@@ -89,7 +98,9 @@ def test_valid_credit_code_accepted(db, site_id, code):
 )
 def test_invalid_credit_code_rejected(db, site_id, code, problem):
     with pytest.raises(ApiError) as caught:
-        service.put_declaration(db, "224820241000054322", _body(site_id, consignee_code=code))
+        service.put_declaration(
+            db, _integrator(site_id), "224820241000054322", _body(site_id, consignee_code=code)
+        )
 
     assert caught.value.code == "invalid_consignee_code"
     assert caught.value.details[0]["problem"] == problem
@@ -99,7 +110,7 @@ def test_declaration_container_checked_strictly(db, site_id):
     body = _body(site_id, containers=[{"container_number": "CSQU3O54383"}])
 
     with pytest.raises(ApiError) as caught:
-        service.put_declaration(db, "224820241000054323", body)
+        service.put_declaration(db, _integrator(site_id), "224820241000054323", body)
 
     assert caught.value.code == "invalid_container_number"
     assert caught.value.details[0]["problem"] == "format"
@@ -107,8 +118,8 @@ def test_declaration_container_checked_strictly(db, site_id):
 
 def test_same_declaration_twice_changes_nothing(db, site_id):
     number = "224820241000054324"
-    first = service.put_declaration(db, number, _body(site_id))
-    second = service.put_declaration(db, number, _body(site_id))
+    first = service.put_declaration(db, _integrator(site_id), number, _body(site_id))
+    second = service.put_declaration(db, _integrator(site_id), number, _body(site_id))
 
     assert first == (True, 1)
     assert second == (False, 1)
@@ -118,16 +129,16 @@ def test_same_declaration_twice_changes_nothing(db, site_id):
 
 def test_status_change_bumps_version(db, site_id):
     number = "224820241000054325"
-    service.put_declaration(db, number, _body(site_id))
-    changed = service.put_declaration(db, number, _body(site_id, status="released"))
+    service.put_declaration(db, _integrator(site_id), number, _body(site_id))
+    changed = service.put_declaration(db, _integrator(site_id), number, _body(site_id, status="released"))
 
     assert changed == (True, 2)
-    assert service.get_declaration(db, number)["status"] == "released"
+    assert service.get_declaration(db, _integrator(site_id), number)["status"] == "released"
 
 
 def test_seal_leading_zero_kept(db, site_id):
     number = "224820241000054326"
-    service.put_declaration(db, number, _body(site_id))
+    service.put_declaration(db, _integrator(site_id), number, _body(site_id))
 
-    container = service.get_declaration(db, number)["containers"][0]
+    container = service.get_declaration(db, _integrator(site_id), number)["containers"][0]
     assert container["seal_numbers"] == ["086588"]
