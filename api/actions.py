@@ -8,8 +8,8 @@ from contextlib import contextmanager
 from api.errors import ApiError, NotFound
 from collector.correlation.actions import ActionError, ActionNotFound
 
-# Input problems, answered 422; any other rejected action conflicts with its
-# subject's state, answered 409.
+# Input problems get 422. Any other rejected action conflicts with its subject's
+# state and gets 409.
 INPUT_CODES = frozenset(
     {"user_required", "reason_required", "field_not_correctable", "corrected_value_invalid"}
 )

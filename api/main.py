@@ -54,7 +54,7 @@ language of `Accept-Language` (zh-CN by default, en). Lists return
 
 
 async def database_error_handler(request: Request, exc: Exception) -> JSONResponse:
-    """A value PostgreSQL cannot store (e.g. a NUL character in text) is the caller's error."""
+    """Return 422 for a value PostgreSQL cannot store (e.g. a NUL character in text)."""
     logger.info("Rejected a value the database cannot store on %s: %s", request.url.path, exc)
     return JSONResponse(
         error_body(

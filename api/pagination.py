@@ -1,7 +1,7 @@
 """Cursor pagination shared by every list endpoint.
 
 A cursor is the sort key of the last item served, as base64url JSON tagged with the
-list it belongs to. Lists fetch ``limit + 1`` rows: the extra row only says whether
+list it belongs to. Lists fetch ``limit + 1`` rows, and the extra row only shows whether
 a next page exists.
 """
 

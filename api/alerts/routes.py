@@ -53,7 +53,7 @@ def list_alerts(
 
 @router.get("/{alert_id}", response_model=AlertPublic)
 def get_alert(request: Request, alert_id: AlertId, principal: Reader, conn: Db) -> dict:
-    """One alert with its evidence."""
+    """Return one alert with its evidence."""
     return service.get_alert(conn, principal, alert_id, prefers_english(request))
 
 

@@ -55,7 +55,7 @@ def list_audit(
     after = decode_cursor("audit", cursor, (int,))
     clauses = ["site_id = ANY(%(sites)s)"]
     if principal.role == "admin" and site is None:
-        # Account records carry the sites they grant; an admin sees those within theirs.
+        # Account records carry the sites they grant. An admin gets those within the admin's sites.
         clauses = [
             "(site_id = ANY(%(sites)s) OR (site_id IS NULL AND jsonb_typeof(details -> 'sites') = 'array' "
             "AND ARRAY(SELECT jsonb_array_elements_text(details -> 'sites')) <@ %(sites)s::text[]))"

@@ -56,7 +56,7 @@ def search_containers(
 
 @router.get("/{number}", response_model=ContainerPublic)
 def get_container(number: NumberPath, principal: Reader, conn: Db, site: SiteQuery = None) -> dict:
-    """A container's latest visit: where it is, its declaration and its flags."""
+    """Return a container's latest visit: where it is, its declaration and its flags."""
     return service.get_container(conn, scoped_sites(conn, principal, site), number)
 
 
@@ -79,7 +79,7 @@ def get_timeline(
     limit: Limit = 100,
     cursor: Cursor = None,
 ) -> dict:
-    """Every event of the container in a window: each read's raw text, source and confidence, and the
+    """List every event of the container in a window: each read's raw text, source and confidence, and the
     alerts of its visits with their evidence."""
     return service.timeline(
         conn,

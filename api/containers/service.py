@@ -21,8 +21,8 @@ VISIT_COLUMNS = (
 )
 SEARCH_TAG = "containers"
 TIMELINE_TAG = "timeline"
-# Longest timeline window one request may scan; the events hypertable has one chunk
-# per day, so this bounds the chunks a query touches.
+# Maximum timeline window of one request. The events hypertable has one chunk per
+# day, so this bounds the chunks a query touches.
 MAX_TIMELINE_DAYS = 31
 
 
@@ -168,7 +168,7 @@ def timeline(
     limit: int,
     cursor: str | None,
 ) -> dict[str, Any]:
-    """Every event of a container in a bounded window, with its reads' provenance and the alerts."""
+    """List every event of a container in a bounded window, with its reads' provenance and the alerts."""
     number = parse_number(raw)
     after = decode_cursor(TIMELINE_TAG, cursor, (datetime, str, int))
     with conn.cursor(row_factory=dict_row) as cur:

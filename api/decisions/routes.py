@@ -51,7 +51,7 @@ def get_decision(
     principal: Annotated[Principal, Depends(require("decisions:read"))],
     conn: Db,
 ) -> dict:
-    """One gate decision."""
+    """Return one gate decision."""
     return service.get_decision(conn, principal, command_id, prefers_english(request))
 
 
@@ -66,7 +66,7 @@ def override_decision(
     """Release a held truck (customs officers only): a new release decision that overrides the hold.
 
     The decision and its audit record are committed first, then the command is sent to
-    the lane's commands topic; ``published`` says whether the broker accepted it.
+    the lane's commands topic. ``published`` reports whether the broker accepted it.
     """
     settings = request.app.state.settings
     decision, command = service.override(

@@ -67,13 +67,19 @@ def put_declaration(
     """
     changed, version = service.put_declaration(conn, principal, number, body)
     response.status_code = 201 if changed and version == 1 else 200
-    DECLARATION_WRITES.labels("unchanged" if not changed else "created" if version == 1 else "updated").inc()
+    if not changed:
+        outcome = "unchanged"
+    elif version == 1:
+        outcome = "created"
+    else:
+        outcome = "updated"
+    DECLARATION_WRITES.labels(outcome).inc()
     return service.get_declaration(conn, principal, number)
 
 
 @router.get("/{number}", response_model=DeclarationPublic)
 def get_declaration(number: NumberPath, principal: Reader, conn: Db) -> dict:
-    """A declaration with each of its containers: arrived, scanned, exited or missing."""
+    """Return a declaration with each of its containers: arrived, scanned, exited or missing."""
     return service.get_declaration(conn, principal, number)
 
 

@@ -36,7 +36,7 @@ def list_devices(
 def get_device(
     device_id: Annotated[str, Path(pattern=IDENTIFIER_PATTERN)], principal: Reader, conn: Db
 ) -> dict:
-    """One device's health and latest status."""
+    """Return one device's health and latest status."""
     return service.get_device(conn, sorted(principal.sites), device_id)
 
 

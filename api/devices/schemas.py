@@ -15,8 +15,8 @@ class DevicePublic(BaseModel):
     kind: str
     enabled: bool
     health: Health = Field(
-        description="disabled; never_seen; offline (its last status said so); stale (no event or status "
-        "in the last 60 s); else ok"
+        description="disabled; never_seen; offline (its latest status message reported it); "
+        "stale (no event or status in the last 60 s); else ok"
     )
     online: bool | None = Field(
         description="From the device's retained status message; null before the first"

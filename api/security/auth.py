@@ -1,4 +1,4 @@
-"""Who is calling: bearer token (people) or X-API-Key (systems), their role and sites.
+"""Caller authentication: bearer token (people) or X-API-Key (systems), role and sites.
 
 Every request looks the user or key up again, so a disabled user, a revoked key or a
 changed site list takes effect at once, not when a token expires.

@@ -57,7 +57,7 @@ def login(
 
 @router.get("/me", response_model=PrincipalPublic)
 def me(principal: CurrentPrincipal) -> dict:
-    """The caller: role, sites and what the role may do."""
+    """Return the caller: role, sites and what the role may do."""
     return {
         "kind": principal.kind,
         "name": principal.name,

@@ -29,9 +29,18 @@ def load_jwt_secret(configured: str, home: Path) -> str:
     path = home / "secrets" / "api-jwt.key"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        # Written beside and renamed into place, so that API processes starting at
+        # the same moment all read one complete key.
+        staging = path.with_name(f"{path.name}.{os.getpid()}")
+        descriptor = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(descriptor, "w") as handle:
             handle.write(secrets.token_urlsafe(48))
+        try:
+            os.link(staging, path)
+        except FileExistsError:
+            pass
+        finally:
+            staging.unlink()
     return path.read_text().strip()
 
 

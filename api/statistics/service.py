@@ -11,7 +11,7 @@ from psycopg import Connection
 from api.errors import ApiError
 
 BUCKETS = {"hour": timedelta(hours=1), "day": timedelta(days=1)}
-# Longest range per request: 31 days of hours, or a year of days.
+# Maximum range per request: 31 days of hours, or a year of days.
 MAX_RANGE = {"hour": timedelta(days=31), "day": timedelta(days=366)}
 DEFAULT_RANGE = {"hour": timedelta(hours=24), "day": timedelta(days=7)}
 

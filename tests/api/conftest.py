@@ -109,7 +109,7 @@ def _declare(client: TestClient, headers: dict[str, str], site: SiteWorld) -> No
 def _drive_site(
     stack: Stack, db: psycopg.Connection, site: SiteWorld, entry: DeviceIdentity, exit_lane: DeviceIdentity
 ) -> None:
-    """Send an entry with the wrong seal and an exit that asks for a decision."""
+    """Send an entry with the wrong seal and an exit that requests a decision."""
     entry_publisher = RawPublisher(stack, entry.mqtt_username, entry.mqtt_password)
     exit_publisher = RawPublisher(stack, exit_lane.mqtt_username, exit_lane.mqtt_password)
     try:

@@ -1,8 +1,8 @@
 """Every role against every endpoint, with callers scoped to site A and objects at site B.
 
-For a role the endpoint admits, an object of site B answers exactly like an object that
-does not exist (404, same body once the requested key is swapped), and a list of site B
-answers like a list of an unknown site. For a role it refuses, the answer is 403
+For a role the endpoint admits, an object of site B gets exactly the response of an object
+that does not exist (404, same body once the requested key is swapped), and a list of
+site B the response of a list of an unknown site. For a role it refuses, the answer is 403
 ``forbidden`` whatever the object. No error body names site B.
 """
 
@@ -261,7 +261,7 @@ LIST_ENDPOINTS = [
 
 @pytest.mark.parametrize(("path", "permission"), LIST_ENDPOINTS, ids=[path for path, _ in LIST_ENDPOINTS])
 @pytest.mark.parametrize("role", ROLES)
-def test_foreign_site_list_answers_like_unknown_site(client, world, callers, role, path, permission):
+def test_foreign_site_list_like_unknown_site(client, world, callers, role, path, permission):
     headers = callers[role]["a"]
 
     foreign = client.get(path, params={"site": world.b.site_id}, headers=headers)
@@ -298,7 +298,7 @@ def test_unfiltered_list_shows_own_sites_only(client, world, callers, role, path
 
 
 @pytest.mark.parametrize("role", ROLES)
-def test_foreign_declaration_put_for_foreign_site_rejected_like_unknown(client, world, callers, role):
+def test_put_for_foreign_site_like_unknown(client, world, callers, role):
     headers = callers[role]["a"]
     body = {"site_id": world.b.site_id, "containers": [{"container_number": world.a.container_number}]}
 

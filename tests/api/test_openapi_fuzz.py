@@ -2,7 +2,7 @@
 
 schemathesis generates requests for every operation (the live stream, which never
 ends by itself, and the password login, which costs an argon2 hash per call, are
-left out) and checks that none answers 5xx and every response matches the schema:
+left out) and checks that none returns 5xx and every response matches the schema:
 status code documented, content type and body as declared.
 """
 

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import os
-
-import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
 from api.main import create_app
 from api.security.accounts import AccountError, add_user, create_api_key, revoke_api_key
-from api.settings import ApiSettings
 
 PASSWORD = "correct-horse-battery"
 
@@ -137,7 +133,7 @@ def test_account_changes_audited(db, site_id):
     assert row[2]["role"] == "auditor"
 
 
-def test_body_over_limit_answers_413(client, make_key, site_id):
+def test_body_over_limit_returns_413(client, make_key, site_id):
     headers = make_key("integrator", site_id, language="en")
     body = b'{"site_id": "' + b"x" * 1_100_000 + b'"}'
 
@@ -159,7 +155,7 @@ def test_body_over_limit_answers_413(client, make_key, site_id):
     assert chunked.json()["code"] == "body_too_large"
 
 
-def test_rate_limit_answers_429_with_retry_after(api_settings, db, site_id):
+def test_rate_limit_returns_429_with_retry_after(api_settings, db, site_id):
     settings = api_settings.model_copy(update={"rate_limit_per_minute": 3})
     key = create_api_key(db, f"limited-{site_id}", "supervisor", [site_id], actor="test")
     with TestClient(create_app(settings)) as limited:
@@ -197,7 +193,7 @@ def test_demo_accounts_give_key_and_login(client, stack):
     assert login.status_code == 200
 
 
-def test_unknown_route_answers_stable_code(client):
+def test_unknown_route_returns_stable_code(client):
     response = client.get("/api/v1/nothing-here", headers={"Accept-Language": "en"})
 
     assert response.status_code == 404
