@@ -7,6 +7,7 @@ and ``results:end`` markers is regenerated on each run.
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -141,11 +142,12 @@ def baseline_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str, str
     ):
         baseline = results[key]
         ratio = kouan_rate / baseline["rate"] if baseline["rate"] else float("nan")
+        drained = baseline.get("drained", True)
         rows.append(
             (
                 label,
                 _fmt(baseline["rate"], 0),
-                str(baseline["lost"]),
+                str(baseline["lost"]) if drained else "n/a: not drained within 30 s",
                 str(baseline["duplicates"]),
                 f"Kouan = {ratio:.2f} x",
             )
@@ -233,6 +235,8 @@ def markdown(results: dict[str, Any], charts: list[str]) -> str:
             )
         )
     lines += ["", "### CPU and peak memory per process", "", *_usage_lines(results), ""]
+    if results.get("profile"):
+        lines += ["", "### Collector profile at full speed", "", *_profile_lines(results["profile"]), ""]
     lines += [f"![{name}](bench/{name})" for name in charts]
     lines += ["", END_MARKER]
     return "\n".join(lines)
@@ -276,6 +280,54 @@ def _usage_lines(results: dict[str, Any]) -> list[str]:
     for phase, groups in results["usage"].items():
         for group, usage in sorted(groups.items()):
             lines.append(f"| {phase} | {group} | {usage['cpu_percent']} | {usage['peak_memory_mb']} |")
+    return lines
+
+
+def summarise_profile(path: Path, top: int = 18) -> dict[str, Any] | None:
+    """Return the writer thread's sample count and its busiest Kouan functions from py-spy output.
+
+    ``path`` holds collapsed stacks (``py-spy record --format raw``): one line per
+    distinct stack, frames separated by ``;`` and the sample count last. A
+    function's share is inclusive: the samples in which it is anywhere on the stack.
+    """
+    if not path.exists():
+        return None
+    inclusive: dict[str, int] = {}
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if "_write_loop" not in stack or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        total += count
+        for frame in {_without_line(frame) for frame in stack.split(";")}:
+            inclusive[frame] = inclusive.get(frame, 0) + count
+    ours = {
+        frame: count
+        for frame, count in inclusive.items()
+        if any(f"({package}/" in frame for package in ("collector", "kouan", "psycopg", "json"))
+    }
+    ranked = sorted(ours.items(), key=lambda item: -item[1])[:top]
+    return {
+        "samples": total,
+        "functions": [(frame, round(100 * count / total, 1)) for frame, count in ranked],
+    }
+
+
+def _without_line(frame: str) -> str:
+    """Turn ``name (path:line)`` into ``name (path)``, so a function's lines count together."""
+    return re.sub(r":\d+\)$", ")", frame)
+
+
+def _profile_lines(profile: dict[str, Any]) -> list[str]:
+    lines = [
+        f"py-spy, 200 samples/s, {profile['samples']:,} samples of the collector's writer thread; "
+        "share of samples with the function anywhere on the stack (the rows nest).",
+        "",
+        "| function (file) | share of writer samples |",
+        "|---|---|",
+    ]
+    lines += [_row(f"`{frame}`", f"{share} %") for frame, share in profile["functions"]]
     return lines
 
 
