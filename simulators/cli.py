@@ -24,6 +24,12 @@ def default_day(timezone: str) -> date:
     return datetime.now(ZoneInfo(timezone)).date() - timedelta(days=1)
 
 
+def _check_api(api_url: str) -> None:
+    import httpx
+
+    httpx.get(f"{api_url}/healthz", timeout=5).raise_for_status()
+
+
 @simulate_app.command("run")
 def run(
     scenario: Annotated[str, typer.Argument(help="Scenario YAML file or shipped name, e.g. bad_day")],
@@ -53,7 +59,11 @@ def run(
     if trucks is not None:
         loaded = loaded.scaled_to(trucks)
     chosen_seed = loaded.seed if seed is None else seed
-    chosen_day = date.fromisoformat(day) if day else default_day(loaded.site.timezone)
+    try:
+        chosen_day = date.fromisoformat(day) if day else default_day(loaded.site.timezone)
+    except ValueError as exc:
+        console.print(f"[red]--day {day!r} is not a date; write it as YYYY-MM-DD[/red]")
+        raise typer.Exit(2) from exc
     truth_path = truth or Path(f"{loaded.name}-{chosen_seed}-{chosen_day}.truth.json")
 
     plan = plan_day(loaded, chosen_seed, chosen_day)
@@ -64,7 +74,14 @@ def run(
         )
         return
 
+    import httpx
     from rich.progress import Progress
+
+    try:
+        _check_api(api_url)
+    except httpx.HTTPError as exc:
+        console.print(f"[red]API at {api_url} is not reachable ({exc}); start it with `kouan api`[/red]")
+        raise typer.Exit(1) from exc
 
     with Progress(console=console) as progress:
         task = progress.add_task(f"{loaded.name} {chosen_day}", total=None)
