@@ -96,8 +96,8 @@ def start_floor(
 ) -> subprocess.Popen[bytes]:
     """Start ``mosquitto_sub -C count | psql COPY``; the pipeline exits after ``count`` messages.
 
-    COPY commits once, at the end of the stream, so its rows become visible together;
-    the pipeline's exit time is the commit time of the last message.
+    COPY commits once, at the end of the stream, so its rows become visible together.
+    The pipeline's exit time is therefore the commit time of the last message.
     """
     username, password = credentials
     # CSV with control characters as quote and delimiter takes each JSON line as one

@@ -37,9 +37,8 @@ from kouan.signing import load_private_key, sign
 
 # Owner codes of real carriers, so that the collector's ISO 6346 checks pass.
 OWNER_CODES = ("MSCU", "MAEU", "CMAU", "COSU", "OOLU", "EGLU", "HLXU", "ONEU")
-# Unacknowledged QoS 1 PUBLISH packets per device connection. Mosquitto's default
-# Receive Maximum is 20 per client unless `max_inflight_messages` raises it; paho
-# queues the rest locally, so this bounds memory, not the rate.
+# Unacknowledged QoS 1 PUBLISH packets that paho allows per device connection (its
+# default is 20). paho queues the rest locally, so a low value throttles the rate.
 MAX_INFLIGHT_PER_DEVICE = 1000
 PUBACK_TIMEOUT_S = 60.0
 
@@ -62,7 +61,7 @@ def container_number(device_index: int, seq: int) -> str:
 
 
 def gate_passage(identity: DeviceIdentity, seq: int, sent_at: datetime) -> dict[str, Any]:
-    """A gate-in passage with one container, one seal and a weight, like a real lane."""
+    """Build a gate-in passage with one container, one seal and a weight, like a real lane's."""
     device_index = int(identity.device_id.rsplit("-", 1)[-1])
     number = container_number(device_index, seq)
     occurred = isoformat(sent_at - timedelta(milliseconds=300))
@@ -95,7 +94,7 @@ def gate_passage(identity: DeviceIdentity, seq: int, sent_at: datetime) -> dict[
 
 @dataclass(frozen=True)
 class LoadPlan:
-    """What one phase publishes: ``count`` events per device from ``first_seq`` on."""
+    """Events of one phase: ``count`` events per device from ``first_seq`` on."""
 
     home: Path
     mqtt_port: int

@@ -1,4 +1,4 @@
-"""What the benchmark measures besides publishing: receipts, decisions, queries.
+"""Probes that run beside the load: receipts, gate decisions, container status queries.
 
 Each probe runs in its own process so that its timing does not wait on the
 orchestrating process's GIL, and returns plain arrays of Unix timestamps or
@@ -25,9 +25,9 @@ from kouan.contract import commands_topic, events_topic, isoformat
 from kouan.devices import DeviceIdentity
 from kouan.signing import load_private_key, sign
 
-# Status requests awaiting a response at most; past this (half a second of requests
-# at 200/s) the API is too far behind, and a request due is counted as not sent
-# instead of piling up in the client.
+# Maximum status requests awaiting a response: half a second of requests at 200/s.
+# Past this the API is too far behind, so a request that falls due is counted as
+# not sent instead of piling up in the client.
 MAX_OUTSTANDING_REQUESTS = 100
 # How long a decision probe waits for the lane's command before it counts as unanswered.
 DECISION_TIMEOUT_S = 2.0

@@ -286,7 +286,7 @@ def _usage_lines(results: dict[str, Any]) -> list[str]:
 def summarise_profile(path: Path, top: int = 18) -> dict[str, Any] | None:
     """Return the writer thread's sample count and its busiest Kouan functions from py-spy output.
 
-    ``path`` holds collapsed stacks (``py-spy record --format raw``): one line per
+    ``path`` contains collapsed stacks (``py-spy record --format raw``): one line per
     distinct stack, frames separated by ``;`` and the sample count last. A
     function's share is inclusive: the samples in which it is anywhere on the stack.
     """

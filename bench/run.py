@@ -52,7 +52,7 @@ COLLECTOR_CLIENT_ID = "bench-collector"
 WARM_UP_EVENTS = 4_000
 # The full-speed run is sized to take about this long at the warm-up's rate.
 FULL_SPEED_TARGET_S = 30.0
-# Longest wait for a phase's backlog after its last publish.
+# Maximum wait for a phase's backlog after its last publish.
 DRAIN_CAP_S = 30.0
 
 console = Console(stderr=True)
