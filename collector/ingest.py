@@ -6,6 +6,7 @@ are easy to test and the writer thread stays the only place that does I/O.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -23,7 +24,6 @@ from kouan.contract import (
     ScanResult,
     SealStatus,
     canonical_bytes,
-    content_sha256,
     split_topic,
 )
 from kouan.signing import SignatureError, Verifier
@@ -120,7 +120,7 @@ def inspect(message: Message, registry: DeviceRegistry) -> Accepted | Rejected:
         return reject(UNKNOWN_DEVICE, f"device {topic_device!r} has no public key registered")
 
     try:
-        canonical_bytes(document)
+        canonical = canonical_bytes(document)
         device.verifier.verify(document)
     except SignatureError as exc:
         return reject(BAD_SIGNATURE, str(exc))
@@ -141,7 +141,8 @@ def inspect(message: Message, registry: DeviceRegistry) -> Accepted | Rejected:
         message=message,
         envelope=envelope,
         document=document,
-        content_sha256=content_sha256(document),
+        # The digest of the bytes already made canonical, as content_sha256() would compute.
+        content_sha256=hashlib.sha256(canonical).digest(),
         derived=derived,
         container_numbers=reads.container_numbers(derived),
     )
