@@ -126,6 +126,10 @@ class Collector:
         received = Message(message.topic, message.payload, message.mid, datetime.now(UTC))
         # A full inbox blocks the network thread, which stops reading the socket, so
         # the broker holds the backlog instead of this process.
+        # NOTE: the asking passage still arrives on the same MQTT connection as the
+        # ingest traffic, so when the collector reads slower than devices publish, it
+        # waits in the broker's queue behind that traffic. A second client subscribed
+        # to the exit lanes' topics only would remove that wait.
         if message.topic.endswith("/events") and peek_decision_request(message.payload):
             self.decision_inbox.put((received, message.qos))
             return
