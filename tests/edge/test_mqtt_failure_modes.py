@@ -154,7 +154,7 @@ def test_replay_after_outage_bounded_and_stored_once(db, lane, proxy, make_agent
     assert stored_count(db, lane.device_id) == 2000
     assert duplicate_rows(db, lane.device_id) == 0
     assert peak["inflight"] <= 20
-    assert peak["paho"] <= 20
+    assert peak["paho"] <= 20 + 1  # the window, and the status message paho also tracks
     assert agent.stats.published - published_before <= 2000 + 20
 
 
