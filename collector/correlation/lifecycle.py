@@ -15,13 +15,14 @@ from psycopg import Connection
 
 from collector.correlation.actions import ActionNotFound, InvalidAction
 
-# Allowed changes. A release can be revoked by a hold (post-release control); a
-# cancelled declaration is final, and a new declaration replaces it.
+# Allowed changes, the same as api/declarations/service.py enforces. A release can
+# be revoked by a hold (post-release control). A cancelled declaration is final, and
+# a new declaration replaces it.
 TRANSITIONS: dict[str, frozenset[str]] = {
     "declared": frozenset({"inspection_ordered", "released", "held", "cancelled"}),
     "inspection_ordered": frozenset({"released", "held", "cancelled"}),
-    "held": frozenset({"declared", "inspection_ordered", "released", "cancelled"}),
-    "released": frozenset({"held", "inspection_ordered"}),
+    "held": frozenset({"inspection_ordered", "released", "cancelled"}),
+    "released": frozenset({"held", "cancelled"}),
     "cancelled": frozenset(),
 }
 

@@ -27,8 +27,9 @@ ALLOWED = [
     ("held", "released"),
     ("declared", "cancelled"),
     ("released", "released"),
+    ("released", "cancelled"),
 ]
-REJECTED = [("cancelled", "released"), ("released", "cancelled"), ("inspection_ordered", "declared")]
+REJECTED = [("cancelled", "released"), ("held", "declared"), ("inspection_ordered", "declared")]
 
 
 def test_allowed_status_changes_pass():
