@@ -148,7 +148,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._answer(HTTPStatus.NOT_FOUND, {"error": "not_found", "message": f"no endpoint {self.path}"})
             return
 
-        length = int(self.headers.get("Content-Length") or 0)
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = MAX_BODY_BYTES + 1  # An unreadable length is answered like an oversized body.
         if length > MAX_BODY_BYTES:
             self._answer(
                 HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
