@@ -38,7 +38,9 @@ PASSWORD = "kouan-browser-test-1"
 @pytest.fixture(scope="session")
 def playwright_driver() -> Iterator[object]:
     if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing; run scripts/setup.sh (installs Debian's chromium and fonts-noto-cjk)")
+        pytest.fail(
+            f"{CHROMIUM} is missing; run scripts/setup.sh (installs Debian's chromium and fonts-noto-cjk)"
+        )
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as driver:
@@ -67,8 +69,20 @@ def api_server(processes: ProcessGroup) -> str:
 def add_user(username: str, role: str, site_id: str, password: str = PASSWORD) -> None:
     """Create a dashboard user with the real CLI, as an operator would."""
     result = subprocess.run(
-        [sys.executable, "-m", "kouan", "user", "add", username, "--role", role,
-         "--site", site_id, "--password", password],
+        [
+            sys.executable,
+            "-m",
+            "kouan",
+            "user",
+            "add",
+            username,
+            "--role",
+            role,
+            "--site",
+            site_id,
+            "--password",
+            password,
+        ],
         env=os.environ.copy(),
         capture_output=True,
         text=True,
@@ -113,7 +127,12 @@ def browser(playwright_driver: object, api_server: str, tmp_path: Path) -> Itera
 
     def only_own_origin(route: object) -> None:
         url = route.request.url  # type: ignore[attr-defined]
-        if url.startswith(api_server + "/") or url == api_server or url.startswith("data:") or url.startswith("blob:"):
+        if (
+            url.startswith(api_server + "/")
+            or url == api_server
+            or url.startswith("data:")
+            or url.startswith("blob:")
+        ):
             route.continue_()  # type: ignore[attr-defined]
         else:
             instance.foreign_requests.append(url)

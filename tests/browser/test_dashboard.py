@@ -45,6 +45,7 @@ def scene(stack, db, site_id, make_device, processes, raw_publisher):
     alert_id, message_zh, message_en = wait_for(alert_raised)
     username = f"officer.{site_id}".lower()
     add_user(username, "customs_officer", site_id)
+
     def send(seq, body):
         publisher.publish(topic, signed_event(lane, stack.home, seq, body))
 
@@ -167,14 +168,24 @@ def test_language_switch_changes_texts_and_persists(browser: Browser, scene):
     row = page.locator(f'[data-testid="alert-row"][data-alert-id="{scene["alert_id"]}"]')
     row.wait_for()
     nav = page.get_by_test_id("nav")
-    assert nav.locator("a").all_inner_texts() == ["总览", "集装箱查询", "报关单完整性", "告警处置", "设备与卡口"]
+    assert nav.locator("a").all_inner_texts() == [
+        "总览",
+        "集装箱查询",
+        "报关单完整性",
+        "告警处置",
+        "设备与卡口",
+    ]
     assert row.get_by_test_id("alert-message").inner_text() == scene["message_zh"]
 
     page.get_by_test_id("lang-toggle").click()
     page.get_by_test_id("lang-toggle").filter(has_text="中文").wait_for()
     assert page.evaluate("document.documentElement.lang") == "en"
     assert nav.locator("a").all_inner_texts() == [
-        "Overview", "Containers", "Declarations", "Alert desk", "Devices & lanes"
+        "Overview",
+        "Containers",
+        "Declarations",
+        "Alert desk",
+        "Devices & lanes",
     ]
     message = row.get_by_test_id("alert-message")
     message.filter(has_text=scene["message_en"]).wait_for()

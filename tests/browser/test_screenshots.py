@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import httpx
@@ -46,7 +46,13 @@ class Lane:
         # Sent now, so the devices' clock offsets stay small although the passages are backdated.
         sent_at = datetime.now(SHANGHAI).isoformat()
         event = signed_event(
-            self.identity, self.stack_home, self.seq, body, kind=kind, occurred_at=at.isoformat(), sent_at=sent_at
+            self.identity,
+            self.stack_home,
+            self.seq,
+            body,
+            kind=kind,
+            occurred_at=at.isoformat(),
+            sent_at=sent_at,
         )
         self.publisher.publish(topic, event)
 
@@ -58,7 +64,7 @@ class Lane:
             "outbox_capacity": 100_000,
             "outbox_full": False,
             "last_seq": self.seq,
-            "clock": datetime.now(timezone.utc).isoformat(),
+            "clock": datetime.now(UTC).isoformat(),
             "firmware": "kouan-edge 0.1.0",
         }
         topic = f"kouan/v1/{self.identity.site_id}/{self.identity.device_id}/status"
@@ -98,34 +104,62 @@ def port_hours(stack, db, site_id, make_device, processes, raw_publisher, api_se
     sent = 0
     for index, value in enumerate(declared[:3], start=1):
         at = now - timedelta(minutes=30 * index)
-        lanes["IN01"].send(passage(value, seals=(f"CN{index:07d}",), declaration=number, passage_id=f"D{index}",
-                                   plate=f"沪D{rng.randint(10000, 99999)}"), at)
-        lanes["SCAN01"].send({
-            "lane_id": "SCAN01",
-            "container_number": {"raw": value, "source": "ocr", "confidence": 0.97},
-            "result": "clear",
-            "image_ref": f"h986/{value}/{at:%Y%m%d%H%M}.jpg",
-        }, at + timedelta(minutes=10), kind="scan.result")
+        lanes["IN01"].send(
+            passage(
+                value,
+                seals=(f"CN{index:07d}",),
+                declaration=number,
+                passage_id=f"D{index}",
+                plate=f"沪D{rng.randint(10000, 99999)}",
+            ),
+            at,
+        )
+        lanes["SCAN01"].send(
+            {
+                "lane_id": "SCAN01",
+                "container_number": {"raw": value, "source": "ocr", "confidence": 0.97},
+                "result": "clear",
+                "image_ref": f"h986/{value}/{at:%Y%m%d%H%M}.jpg",
+            },
+            at + timedelta(minutes=10),
+            kind="scan.result",
+        )
         sent += 2
     for index in range(36):
         value = reference.container_number(rng)
         at = now - timedelta(minutes=rng.randint(10, 600))
         lane_id = rng.choice(("IN01", "IN02"))
-        lanes[lane_id].send(passage(value, lane=lane_id, passage_id=f"P{index}", seals=(f"CN{rng.randint(10**6, 10**7 - 1)}",),
-                                    plate=f"沪A{rng.randint(10000, 99999)}"), at)
+        lanes[lane_id].send(
+            passage(
+                value,
+                lane=lane_id,
+                passage_id=f"P{index}",
+                seals=(f"CN{rng.randint(10**6, 10**7 - 1)}",),
+                plate=f"沪A{rng.randint(10000, 99999)}",
+            ),
+            at,
+        )
         sent += 1
         if index % 4 == 0:
-            lanes["OUT01"].send(passage(value, lane="OUT01", direction="out", passage_id=f"X{index}", decision=True),
-                                at + timedelta(minutes=45))
+            lanes["OUT01"].send(
+                passage(value, lane="OUT01", direction="out", passage_id=f"X{index}", decision=True),
+                at + timedelta(minutes=45),
+            )
             sent += 1
-    lanes["IN02"].send(passage(OCR_RAW, lane="IN02", seals=("CN0123456",), plate="沪A12345", passage_id="P-OCR"),
-                       now - timedelta(minutes=4))
-    lanes["SCAN01"].send({
-        "lane_id": "SCAN01",
-        "container_number": {"raw": OCR_REPAIRED, "source": "ocr", "confidence": 0.96},
-        "result": "clear",
-        "image_ref": f"h986/{OCR_REPAIRED}/{now:%Y%m%d%H%M}.jpg",
-    }, now - timedelta(minutes=2), kind="scan.result")
+    lanes["IN02"].send(
+        passage(OCR_RAW, lane="IN02", seals=("CN0123456",), plate="沪A12345", passage_id="P-OCR"),
+        now - timedelta(minutes=4),
+    )
+    lanes["SCAN01"].send(
+        {
+            "lane_id": "SCAN01",
+            "container_number": {"raw": OCR_REPAIRED, "source": "ocr", "confidence": 0.96},
+            "result": "clear",
+            "image_ref": f"h986/{OCR_REPAIRED}/{now:%Y%m%d%H%M}.jpg",
+        },
+        now - timedelta(minutes=2),
+        kind="scan.result",
+    )
     sent += 2
     for lane in lanes.values():
         lane.report_status()

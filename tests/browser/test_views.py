@@ -48,8 +48,16 @@ def desk(stack, db, site_id, make_device, processes, raw_publisher, api_server):
             "site_id": site_id,
             "consignee_name": "上海远洋进出口有限公司",
             "containers": [
-                {"container_number": DECLARED_ARRIVED, "seal_numbers": ["CN0123456"], "gross_weight_kg": 21500},
-                {"container_number": DECLARED_MISSING, "seal_numbers": ["CN0654321"], "gross_weight_kg": 18000},
+                {
+                    "container_number": DECLARED_ARRIVED,
+                    "seal_numbers": ["CN0123456"],
+                    "gross_weight_kg": 21500,
+                },
+                {
+                    "container_number": DECLARED_MISSING,
+                    "seal_numbers": ["CN0654321"],
+                    "gross_weight_kg": 18000,
+                },
                 {"container_number": HELD, "seal_numbers": ["CN0777777"], "gross_weight_kg": 19000},
             ],
         },
@@ -62,28 +70,47 @@ def desk(stack, db, site_id, make_device, processes, raw_publisher, api_server):
         raw_publisher(identity).publish(topic, signed_event(identity, stack.home, seq, body, kind=kind))
 
     send(entry, 1, passage(DECLARED_ARRIVED, seals=("CN0123456",), declaration=number, passage_id="P1"))
-    send(scanner, 1, {
-        "lane_id": "SCAN01",
-        "container_number": {"raw": DECLARED_ARRIVED, "source": "ocr", "confidence": 0.98},
-        "result": "clear",
-        "image_ref": f"h986/{DECLARED_ARRIVED}/0001.jpg",
-    }, kind="scan.result")
+    send(
+        scanner,
+        1,
+        {
+            "lane_id": "SCAN01",
+            "container_number": {"raw": DECLARED_ARRIVED, "source": "ocr", "confidence": 0.98},
+            "result": "clear",
+            "image_ref": f"h986/{DECLARED_ARRIVED}/0001.jpg",
+        },
+        kind="scan.result",
+    )
     send(entry, 2, passage(HELD, seals=("CN0999999",), declaration=number, passage_id="P2"))
-    send(exit_lane, 1, passage(HELD, lane="OUT01", direction="out", seals=("CN0999999",), declaration=number,
-                               passage_id="X1", decision=True))
+    send(
+        exit_lane,
+        1,
+        passage(
+            HELD,
+            lane="OUT01",
+            direction="out",
+            seals=("CN0999999",),
+            declaration=number,
+            passage_id="X1",
+            decision=True,
+        ),
+    )
 
     def hold_issued():
         """collector held the container with the wrong seal at OUT01"""
         return db.execute(
-            "SELECT command_id FROM gate_decisions WHERE site_id = %s AND decision = 'hold' AND %s = ANY(container_numbers)",
+            "SELECT command_id FROM gate_decisions "
+            "WHERE site_id = %s AND decision = 'hold' AND %s = ANY(container_numbers)",
             (site_id, HELD),
         ).fetchone()
 
     (hold_id,) = wait_for(hold_issued)
+
     def scanned():
         """collector recorded the scan of the arrived container"""
         return db.execute(
-            "SELECT 1 FROM container_visits WHERE site_id = %s AND container_number = %s AND scanned_at IS NOT NULL",
+            "SELECT 1 FROM container_visits "
+            "WHERE site_id = %s AND container_number = %s AND scanned_at IS NOT NULL",
             (site_id, DECLARED_ARRIVED),
         ).fetchone()
 

@@ -98,6 +98,7 @@ function containerLink(number) {
 
 function showLogin(message) {
   stopPolling();
+  document.body.classList.add("signed-out");
   $("main").hidden = true;
   $("login").hidden = false;
   const error = $("login-error");
@@ -132,6 +133,7 @@ async function startSignedIn() {
   state.permissions = new Set(me.permissions || []);
   $("user-name").textContent = me.name;
   fillSites(me.sites || []);
+  document.body.classList.remove("signed-out");
   $("login").hidden = true;
   $("main").hidden = false;
   startLive();
