@@ -196,3 +196,32 @@ def test_devices_view_lists_lane_devices(browser: Browser, desk):
     lanes = page.get_by_test_id("lane-table").locator("tbody tr")
     expect(lanes).to_have_count(3)
     expect(lanes.filter(has_text="OUT01")).to_contain_text("出口卡口")
+
+
+def test_supervisor_cannot_override_hold(browser: Browser, desk):
+    username = f"supervisor.{desk['site_id']}".lower()
+    add_user(username, "supervisor", desk["site_id"])
+    page = browser.page
+    browser.open_dashboard("#/alerts")
+    browser.log_in(username)
+    page.locator('#main[data-ready="alerts"]').wait_for()
+
+    row = page.locator(f'[data-testid="decision-row"][data-command-id="{desk["hold_id"]}"]')
+    expect(row).to_contain_text("扣留")
+    assert row.get_by_test_id("decision-override").count() == 0
+    assert page.get_by_test_id("alert-acknowledge").count() > 0
+
+
+def test_auditor_reads_alerts_without_actions(browser: Browser, desk):
+    username = f"auditor.{desk['site_id']}".lower()
+    add_user(username, "auditor", desk["site_id"])
+    page = browser.page
+    browser.open_dashboard("#/alerts")
+    browser.log_in(username)
+    page.locator('#main[data-ready="alerts"]').wait_for()
+
+    expect(page.get_by_test_id("alert-row").first).to_be_visible()
+    assert page.get_by_test_id("alert-acknowledge").count() == 0
+    assert page.get_by_test_id("alert-resolve").count() == 0
+    assert page.get_by_test_id("decision-override").count() == 0
+    assert "操作" not in page.get_by_test_id("alert-table").locator("thead").inner_text()

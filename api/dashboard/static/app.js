@@ -131,6 +131,7 @@ async function startSignedIn() {
     return;
   }
   state.permissions = new Set(me.permissions || []);
+  applyPermissions();
   $("user-name").textContent = me.name;
   fillSites(me.sites || []);
   document.body.classList.remove("signed-out");
@@ -189,6 +190,13 @@ function setLive(status) {
 
 function may(permission) {
   return state.permissions.has(permission);
+}
+
+// Hide what the role may not read, so a view never fails on a 403 it could predict.
+function applyPermissions() {
+  for (const element of document.querySelectorAll("[data-permission]")) {
+    element.hidden = !may(element.dataset.permission);
+  }
 }
 
 // The sites come from the caller's account; the last chosen one is kept.
@@ -252,7 +260,10 @@ async function renderOverview() {
 }
 
 async function refreshOverview() {
-  await Promise.all([renderSeverityCounts(), renderOverviewLanes(), renderThroughput(), renderPassages()]);
+  const parts = [renderOverviewLanes(), renderPassages()];
+  if (may("alerts:read")) parts.push(renderSeverityCounts());
+  if (may("statistics:read")) parts.push(renderThroughput());
+  await Promise.all(parts);
 }
 
 async function renderSeverityCounts() {
@@ -703,7 +714,7 @@ function alertActions(alert) {
 }
 
 async function renderAlerts() {
-  await Promise.all([renderAlertTable(), renderDecisionTable()]);
+  await Promise.all([renderAlertTable(), may("decisions:read") ? renderDecisionTable() : null]);
   state.pollTimer = setInterval(() => {
     if (!$("reason-dialog").open && state.alertRows.length <= ALERT_PAGE) renderAlertTable().catch(reportError);
   }, POLL_INTERVAL_MS);
@@ -786,7 +797,7 @@ async function submitReason(event) {
   dialog.close();
   // The override is stored, but the lane did not receive it: the officer must act at the lane.
   if (result && result.published === false) showBanner(i18n.t("decisions.not_published"));
-  await Promise.all([renderAlertTable(), renderDecisionTable()]).catch(reportError);
+  await Promise.all([renderAlertTable(), may("decisions:read") ? renderDecisionTable() : null]).catch(reportError);
 }
 
 // ---------------------------------------------------------------- devices and lanes
