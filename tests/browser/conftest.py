@@ -55,7 +55,7 @@ def api_server(processes: ProcessGroup) -> str:
     base_url = f"http://127.0.0.1:{port}"
 
     def healthy() -> bool:
-        """API answers /healthz"""
+        """API returns 200 on /healthz"""
         assert process.poll() is None, process.log_path.read_text()  # type: ignore[attr-defined]
         try:
             return httpx.get(f"{base_url}/healthz", timeout=2).status_code == 200

@@ -1,8 +1,8 @@
 """The dashboard in headless Chromium, against the real pipeline.
 
 A real edge event (signed, published to the real broker) reaches a real collector,
-which stores the visit and raises an ``undeclared_container`` alert; a user made with
-``kouan user add`` logs in to a real API server and works through the page.
+which stores the visit and raises an ``undeclared_container`` alert. A user made with
+``kouan user add`` then logs in to a real API server and works through the page.
 """
 
 from __future__ import annotations
@@ -146,7 +146,7 @@ def test_officer_follows_container_and_acknowledges_alert(browser: Browser, scen
     assert browser.foreign_requests == []
 
 
-def test_acknowledge_without_reason_is_refused(browser: Browser, scene, db):
+def test_acknowledge_without_reason_rejected(browser: Browser, scene, db):
     page = browser.page
     browser.open_dashboard("#/alerts")
     browser.log_in(scene["username"])

@@ -200,7 +200,7 @@ def test_every_view_screenshot_in_both_languages(browser: Browser, port_hours, t
     page.screenshot(path=directory / "dashboard-login-zh.png")
     browser.log_in(port_hours["username"])
 
-    taken = []
+    screenshots = []
     for language in ("zh", "en"):
         if language == "en":
             page.get_by_test_id("lang-toggle").click()
@@ -212,11 +212,11 @@ def test_every_view_screenshot_in_both_languages(browser: Browser, port_hours, t
             assert page.locator("#banner").is_hidden(), f"{view}: {page.locator('#banner').inner_text()}"
             path = directory / f"dashboard-{view}-{language}.png"
             page.screenshot(path=path, full_page=view in ("containers", "declarations"))
-            taken.append(path)
+            screenshots.append(path)
 
     expected = [f"dashboard-{view}-{language}.png" for language in ("zh", "en") for view in views]
-    assert [path.name for path in taken] == expected
-    for path in taken:
+    assert [path.name for path in screenshots] == expected
+    for path in screenshots:
         assert path.stat().st_size > 20_000, path
     assert errors == []
     assert browser.foreign_requests == []

@@ -19,7 +19,7 @@ from tests.conftest import passage, signed_event, start_collector, wait_for
 
 DECLARED_ARRIVED = "CSQU3054383"
 DECLARED_MISSING = "GYOU4047990"
-# Declared with seal CN0777777; the gate reads another seal and the truck asks to leave.
+# Declared with seal CN0777777. The gate reads another seal, then the exit lane requests a decision.
 HELD = "TGHU7599330"
 OVERRIDE_REASON = "查验无误，报关单已补报，准予放行"
 _numbers = itertools.count(1)
