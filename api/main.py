@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
@@ -95,6 +96,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.state.request_limiter = SlidingWindowLimiter(settings.rate_limit_per_minute)
     app.state.login_limiter = SlidingWindowLimiter(settings.login_limit_per_minute)
     app.state.open_streams = 0
+    app.state.stream_lock = threading.Lock()
 
     app.add_exception_handler(ApiError, api_error_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)

@@ -5,6 +5,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 from sse_starlette import EventSourceResponse
+from starlette.background import BackgroundTask
 
 from api.actions import action_errors
 from api.db import Db
@@ -45,23 +46,30 @@ def event_feed(
 
 
 class _StreamSlot:
-    """Counts open streams so that a process serves at most ``stream_max_clients``."""
+    """One of the ``stream_max_clients`` live streams a process serves at once."""
 
     def __init__(self, request: Request) -> None:
         self.state = request.app.state
-        if self.state.open_streams >= self.state.settings.stream_max_clients:
-            raise ApiError(
-                503,
-                "too_many_streams",
-                "Too many live streams are open; retry in a minute or use the event feed.",
-                "实时推送连接数已满，请一分钟后重试或改用事件拉取接口。",
-                headers={"Retry-After": "60"},
-            )
-        self.state.open_streams += 1
+        self.released = False
+        with self.state.stream_lock:
+            if self.state.open_streams >= self.state.settings.stream_max_clients:
+                raise ApiError(
+                    503,
+                    "too_many_streams",
+                    "Too many live streams are open; retry in a minute or use the event feed.",
+                    "实时推送连接数已满，请一分钟后重试或改用事件拉取接口。",
+                    headers={"Retry-After": "60"},
+                )
+            self.state.open_streams += 1
         STREAM_CLIENTS.inc()
 
     def release(self) -> None:
-        self.state.open_streams -= 1
+        """Free the slot; later calls do nothing."""
+        with self.state.stream_lock:
+            if self.released:
+                return
+            self.released = True
+            self.state.open_streams -= 1
         STREAM_CLIENTS.dec()
 
 
@@ -70,7 +78,7 @@ class _StreamSlot:
     response_class=EventSourceResponse,
     responses={200: {"content": {"text/event-stream": {}}, "description": "Server-sent events"}},
 )
-async def live_stream(
+def live_stream(
     request: Request,
     principal: Annotated[Principal, Depends(require("stream:read"))],
     conn: Db,
@@ -79,7 +87,7 @@ async def live_stream(
         int | None, Query(ge=1, le=3600, description="End the stream after this long")
     ] = None,
 ) -> EventSourceResponse:
-    """Server-sent events: ``visit`` (a container visit changed), ``alert`` (raised, repeated,
+    """Send server-sent events: ``visit`` (a container visit changed), ``alert`` (raised, repeated,
     acknowledged or resolved), comment heartbeats, and ``end`` when the stream's time is up."""
     sites = scoped_sites(conn, principal, site)
     settings = request.app.state.settings
@@ -95,7 +103,11 @@ async def live_stream(
         finally:
             slot.release()
 
-    return EventSourceResponse(events(), ping=int(settings.stream_heartbeat_s))
+    # The background task also frees the slot when the client leaves before the
+    # generator ever started, so its finally clause never runs.
+    return EventSourceResponse(
+        events(), ping=int(settings.stream_heartbeat_s), background=BackgroundTask(slot.release)
+    )
 
 
 @router.post(

@@ -453,3 +453,27 @@ def test_correction_of_unreadable_number_resolves_alert(
     assert audit_row == ("read.correct", "核对箱体喷码")
     container = client.get("/api/v1/containers/CSQU3054383", params={"site": site_id}, headers=headers)
     assert container.status_code == 200
+
+
+def test_stream_limit_returns_503_then_frees(api_settings, world, make_key):
+    from fastapi.testclient import TestClient
+
+    from api.main import create_app
+
+    settings = api_settings.model_copy(update={"stream_max_clients": 1})
+    headers = make_key("supervisor", world.a.site_id)
+    params = {"site": world.a.site_id, "max_seconds": 2}
+    with TestClient(create_app(settings)) as limited:
+        with limited.stream("GET", "/api/v1/stream", params=params, headers=headers) as first:
+            busy = limited.get("/api/v1/stream", params={**params, "max_seconds": 1}, headers=headers)
+            assert first.status_code == 200
+            list(first.iter_lines())
+        with limited.stream(
+            "GET", "/api/v1/stream", params={**params, "max_seconds": 1}, headers=headers
+        ) as later:
+            later_status = later.status_code
+
+    assert busy.status_code == 503
+    assert busy.json()["code"] == "too_many_streams"
+    assert busy.headers["Retry-After"] == "60"
+    assert later_status == 200
