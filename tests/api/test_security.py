@@ -198,3 +198,41 @@ def test_unknown_route_returns_stable_code(client):
 
     assert response.status_code == 404
     assert response.json()["code"] == "not_found"
+
+
+def test_cli_creates_key_and_user(client, site_id):
+    import subprocess
+    import sys
+
+    created = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "kouan",
+            "apikey",
+            "create",
+            f"cli-{site_id}",
+            "--role",
+            "integrator",
+            "--site",
+            site_id,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    added = subprocess.run(
+        [sys.executable, "-m", "kouan", "user", "add", f"cli-{site_id}".lower(), "--role", "auditor"]
+        + ["--site", site_id, "--password", PASSWORD],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert created.returncode == 0, created.stderr
+    key = created.stdout.strip()
+    assert key.startswith("kouan_")
+    me = client.get("/api/v1/auth/me", headers={"X-API-Key": key})
+    assert me.json()["role"] == "integrator"
+    assert added.returncode == 0, added.stderr
+    assert _login(client, f"cli-{site_id}".lower(), PASSWORD).status_code == 200
