@@ -32,7 +32,7 @@ def event_feed(
     limit: Limit = 100,
     cursor: Cursor = None,
 ) -> dict:
-    """Events stored since the cursor, in stored order. The feed never ends: keep the last
+    """List events stored since the cursor, in stored order. The feed never ends: keep the last
     next_cursor and ask again later. Events appear a few seconds after they are stored."""
     return service.feed(
         conn,
@@ -84,7 +84,7 @@ def live_stream(
     conn: Db,
     site: SiteQuery = None,
     max_seconds: Annotated[
-        int | None, Query(ge=1, le=3600, description="End the stream after this long")
+        int | None, Query(ge=1, le=3600, description="End the stream after this many seconds")
     ] = None,
 ) -> EventSourceResponse:
     """Send server-sent events: ``visit`` (a container visit changed), ``alert`` (raised, repeated,
@@ -103,8 +103,8 @@ def live_stream(
         finally:
             slot.release()
 
-    # The background task also frees the slot when the client leaves before the
-    # generator ever started, so its finally clause never runs.
+    # The background task frees the slot also when the client leaves before the
+    # generator starts, in which case the generator's finally clause never runs.
     return EventSourceResponse(
         events(), ping=int(settings.stream_heartbeat_s), background=BackgroundTask(slot.release)
     )
