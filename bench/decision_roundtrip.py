@@ -7,22 +7,31 @@ Run on its own, not as a test:
 It starts a private stack (broker and database on free ports under a temporary
 KOUAN_HOME) and one collector, and declares the probe's containers as released.
 An exit-lane device then sends one asking exit passage every ``--interval``
-seconds, each timed until its command arrives on the lane's commands topic. First at rest,
-then while 20 other devices publish gate-in passages at ``--rate`` events/s. It
-prints p50, p99 and max per phase, and how many background events were stored.
+seconds, each timed until its command arrives on the lane's commands topic.
+Before the collector starts, an echo client that answers each passage on the
+commands topic without any work gives the baseline: the broker hops and process
+scheduling of this machine at this moment. The collector is then timed at rest,
+and while 20 other devices publish gate-in passages at ``--rate`` events/s. The
+script prints p50, p99 and max per phase, and how many background events were
+stored.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import multiprocessing as mp
 import time
 from datetime import UTC, datetime
 
+import paho.mqtt.client as mqtt
 import psycopg
+from paho.mqtt.enums import CallbackAPIVersion
 
 from bench.harness import BenchStack
 from bench.load import LoadPlan, run_load
 from bench.probes import DecisionProbe, decision_prober, percentiles_ms
+from kouan.contract import commands_topic, events_topic
 from kouan.identifiers import iso6346_check_digit
 
 LOAD_SITE = "BENCHLOAD"
@@ -59,6 +68,25 @@ def declare_released(database_url: str, numbers: tuple[str, ...]) -> None:
             )
 
 
+def run_echo(port: int, credentials: tuple[str, str], site_id: str, device_id: str, stop: mp.Event) -> None:
+    """Answer every event of the device on its commands topic at once, without a database."""
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-echo", protocol=mqtt.MQTTv5)
+    client.username_pw_set(*credentials)
+
+    def on_message(client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
+        passage_id = json.loads(message.payload)["payload"]["passage_id"]
+        body = json.dumps({"passage_id": passage_id, "decision": "echo"})
+        client.publish(commands_topic(site_id, device_id), body, qos=1)
+
+    client.on_message = on_message
+    client.connect("127.0.0.1", port)
+    client.subscribe(events_topic(site_id, device_id), qos=1)
+    client.loop_start()
+    stop.wait()
+    client.disconnect()
+    client.loop_stop()
+
+
 def stored_events(database_url: str, site_id: str) -> int:
     with psycopg.connect(database_url, autocommit=True) as conn:
         row = conn.execute("SELECT count(*) FROM events WHERE site_id = %s", (site_id,)).fetchone()
@@ -87,10 +115,30 @@ def main() -> None:
         [exit_lane] = bench.provision_devices(EXIT_SITE, 1, direction="out")
         numbers = probe_containers()
         declare_released(bench.stack.database_url, numbers)
-        bench.spawn_kouan("collector", "collector", ready_text=b"subscribed in group")
         probe = DecisionProbe(bench.home, bench.stack.mqtt_port, exit_lane, numbers, arguments.interval)
 
+        context = mp.get_context("fork")
+        stop_echo = context.Event()
+        echo = context.Process(
+            target=run_echo,
+            args=(
+                bench.stack.mqtt_port,
+                bench.service_credentials(),
+                EXIT_SITE,
+                exit_lane.device_id,
+                stop_echo,
+            ),
+        )
+        echo.start()
+        time.sleep(0.5)
         prober = decision_prober(probe, first_seq=1).start()
+        time.sleep(arguments.seconds)
+        baseline = prober.finish()
+        stop_echo.set()
+        echo.join(timeout=10)
+
+        bench.spawn_kouan("collector", "collector", ready_text=b"subscribed in group")
+        prober = decision_prober(probe, first_seq=baseline["next_seq"]).start()
         time.sleep(arguments.seconds)
         at_rest = prober.finish()
 
@@ -104,6 +152,7 @@ def main() -> None:
             time.sleep(0.5)
 
         print(f"decision round trip, one collector, {LOAD_DEVICES} load devices")
+        report("echo baseline, no collector", baseline)
         report("at rest", at_rest)
         report(f"under {published.offered_rate:,.0f} events/s", under_load)
         print(

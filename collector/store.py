@@ -106,16 +106,20 @@ def write_batch(
     result.stored = fresh
 
     _copy_events(conn, fresh)
-    correlation = _update_visits(conn, fresh, policy, now)
-    result.visits_written = correlation.visits_written
-    result.alerts_raised = correlation.alerts_raised
-    result.alerts_raised += _raise_passage_alerts(conn, fresh, policy.rules)
-    result.commands = _decide(conn, fresh, correlation, policy, now, preset or {})
-    result.commands += _repeat_decisions(conn, result.duplicates)
-    _update_devices(conn, fresh)
-    _raise_clock_ahead(conn, fresh, policy.clock_drift_limit_s)
-    _insert_quarantine(conn, result.quarantined)
-    health.check_batch(conn, result)
+    # In pipeline mode a statement whose result is not read goes out with the next
+    # one, so writes cost no round trip of their own; a read still waits for its
+    # result. This matters most to the decision path, which writes one event at a time.
+    with conn.pipeline():
+        correlation = _update_visits(conn, fresh, policy, now)
+        result.visits_written = correlation.visits_written
+        result.alerts_raised = correlation.alerts_raised
+        result.alerts_raised += _raise_passage_alerts(conn, fresh, policy.rules)
+        result.commands = _decide(conn, fresh, correlation, policy, now, preset or {})
+        result.commands += _repeat_decisions(conn, result.duplicates)
+        _update_devices(conn, fresh)
+        _raise_clock_ahead(conn, fresh, policy.clock_drift_limit_s)
+        _insert_quarantine(conn, result.quarantined)
+        health.check_batch(conn, result)
     return result
 
 
