@@ -322,7 +322,8 @@ def _without_line(frame: str) -> str:
 def _profile_lines(profile: dict[str, Any]) -> list[str]:
     lines = [
         f"py-spy, 200 samples/s, {profile['samples']:,} samples of the collector's writer thread; "
-        "share of samples with the function anywhere on the stack (the rows nest).",
+        "share of samples with the function anywhere on the stack (the rows nest). "
+        + profile.get("source", ""),
         "",
         "| function (file) | share of writer samples |",
         "|---|---|",
@@ -341,11 +342,20 @@ def charts(results: dict[str, Any], directory: Path) -> list[str]:
     directory.mkdir(parents=True, exist_ok=True)
     steps = [step for step in results["kouan"]["steps"] if step["target_rate"] and step["name"] != "warm-up"]
     figure, axes = plt.subplots(figsize=(6.4, 4))
-    rates = [step["offered_rate"] for step in steps]
+    rates = [step["target_rate"] for step in steps]
     axes.plot(rates, [step["latency"]["p50_ms"] for step in steps], "o-", label="p50")
     axes.plot(rates, [step["latency"]["p99_ms"] for step in steps], "s-", label="p99")
+    for step in steps:
+        axes.annotate(
+            f"offered {step['offered_rate']:,.0f}/s",
+            (step["target_rate"], step["latency"]["p99_ms"]),
+            textcoords="offset points",
+            xytext=(0, 8),
+            ha="center",
+            fontsize=8,
+        )
     axes.axhline(COMMIT_P99_TARGET_MS, color="grey", linestyle="--", label="p99 target at 5,000/s")
-    axes.set(xlabel="offered load (events/s)", ylabel="publish → receipt (ms)", yscale="log")
+    axes.set(xlabel="target rate (events/s)", ylabel="publish → receipt (ms)", yscale="log")
     axes.set_title("Kouan: publish-to-commit latency against rate")
     axes.legend()
     figure.tight_layout()

@@ -502,6 +502,7 @@ def _start_profiler(bench: BenchStack, options: Options) -> subprocess.Popen[byt
         return None
     collector_pid = bench.processes["collector"].pid
     output = options.results_path.parent / "collector-profile.txt"
+    output.parent.mkdir(parents=True, exist_ok=True)
     return subprocess.Popen(
         [
             str(Path(sys.executable).parent / "py-spy"),
@@ -542,7 +543,7 @@ def _kouan_results(
                 "target_rate": phase.plan.rate,
                 "events": phase.plan.total,
                 "offered_rate": phase.log.offered_rate,
-                "sustained_rate": _rate(phase.plan.total, phase.log.started_at, finished),
+                "sustained_rate": _rate(int(receipted.sum()), phase.log.started_at, finished),
                 "latency": percentiles_ms(latencies[receipted]),
                 "unreceipted": int((~receipted).sum()),
                 "backlog_dropped": phase.plan.total
