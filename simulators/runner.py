@@ -282,21 +282,21 @@ class PortDayRun:
         passage_id: str | None = None,
     ) -> None:
         """Emit one event through the lane's edge agent, with the faults planned for it."""
-        agent, link = self.agents[lane], self.faults[lane]
+        agent, device_faults = self.agents[lane], self.faults[lane]
         device_id = self.plan.device_id(lane)
         seq = agent.outbox.last_seq() + 1  # this thread is the outbox's only writer
 
         recorded_at = datetime.now(UTC)
         skew = self._skew_at(device_id, at)
         if skew is not None:
-            link.skews[seq] = skew
+            device_faults.skews[seq] = skew
             recorded_at += skew
         duplicate = self._faults_by_passage.get(("duplicate_delivery", passage_id))
         if duplicate is not None and duplicate.device_id == device_id:
-            link.copies[seq] = int(duplicate.details["copies"])  # type: ignore[call-overload]
+            device_faults.copies[seq] = int(duplicate.details["copies"])  # type: ignore[call-overload]
         delayed = self._faults_by_passage.get(("out_of_order", passage_id))
         if delayed is not None and delayed.device_id == device_id:
-            link.delays_s[seq] = float(delayed.details["delay_s"]) / self.speed  # type: ignore[arg-type]
+            device_faults.delays_s[seq] = float(delayed.details["delay_s"]) / self.speed  # type: ignore[arg-type]
 
         emitted = agent.emit(kind, payload, occurred_at=at, recorded_at=recorded_at)
         if emitted != seq:
