@@ -8,7 +8,7 @@ It starts a private stack (broker and database on free ports under a temporary
 KOUAN_HOME) and one collector, and declares the probe's containers as released.
 An exit-lane device then sends one asking exit passage every ``--interval``
 seconds, each timed until its command arrives on the lane's commands topic.
-Before the collector starts, an echo client that answers each passage on the
+Before the collector starts, an echo client that replies to each passage on the
 commands topic without any work gives the baseline: the broker hops and process
 scheduling of this machine at this moment. The collector is then timed at rest,
 and while 20 other devices publish gate-in passages at ``--rate`` events/s. The
@@ -69,7 +69,7 @@ def declare_released(database_url: str, numbers: tuple[str, ...]) -> None:
 
 
 def run_echo(port: int, credentials: tuple[str, str], site_id: str, device_id: str, stop: mp.Event) -> None:
-    """Answer every event of the device on its commands topic at once, without a database."""
+    """Reply to every event of the device on its commands topic at once, without a database."""
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-echo", protocol=mqtt.MQTTv5)
     client.username_pw_set(*credentials)
 
