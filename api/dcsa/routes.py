@@ -12,11 +12,15 @@ from api.security.auth import Principal, require, scoped_sites
 router = APIRouter(prefix="/api/v1/containers", tags=["dcsa"])
 
 Reader = Annotated[Principal, Depends(require("containers:read"))]
-NumberPath = Annotated[str, Path(description="ISO 6346 container number, or a stored non-ISO equipment reference", max_length=32)]
+NumberPath = Annotated[
+    str, Path(description="ISO 6346 container number, or a stored non-ISO equipment reference", max_length=32)
+]
 
 
 @router.get("/{number}/dcsa-events", responses={404: {}, 422: {}})
-def get_dcsa_events(number: NumberPath, principal: Reader, conn: Db, site: SiteQuery = None) -> list[dict[str, Any]]:
+def get_dcsa_events(
+    number: NumberPath, principal: Reader, conn: Db, site: SiteQuery = None
+) -> list[dict[str, Any]]:
     """List the container's events as DCSA Track and Trace v3 equipment events, oldest first.
 
     Gate passages are GTIN/GTOT, scans INSP, terminal-reported moves keep their code
