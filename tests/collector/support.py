@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import secrets
 import uuid
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
@@ -22,14 +23,14 @@ from kouan.devices import DeviceIdentity, provision
 from kouan.identifiers import iso6346_check_digit
 from kouan.signing import load_private_key, sign
 
-_serial = itertools.count(int(os.getpid()) % 100_000 * 1000)
 _containers = itertools.count(int(os.getpid()) % 10_000 * 100)
 T0 = datetime(2026, 12, 3, 1, 30, tzinfo=UTC)
 
 
 def new_declaration_number() -> str:
-    """A valid 18-digit 海关编号 (关区 2248, year 2026, import) unique within the test run."""
-    return f"224820261{next(_serial):09d}"
+    """A valid 18-digit 海关编号 (关区 2248, year 2026, import), random so that other test
+    modules sharing the session's database do not collide with it."""
+    return f"224820261{secrets.randbelow(10**9):09d}"
 
 
 def new_container_number(owner: str = "KOUU") -> str:
