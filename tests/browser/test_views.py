@@ -7,8 +7,7 @@ and the collector's own hold for a container leaving without release.
 
 from __future__ import annotations
 
-import itertools
-import os
+import secrets
 
 import httpx
 import pytest
@@ -22,12 +21,12 @@ DECLARED_MISSING = "GYOU4047990"
 # Declared with seal CN0777777. The gate reads another seal, then the exit lane requests a decision.
 HELD = "TGHU7599330"
 OVERRIDE_REASON = "查验无误，报关单已补报，准予放行"
-_numbers = itertools.count(1)
 
 
 def declaration_number() -> str:
-    """A valid 18-digit 海关编号 (district 2248, year 2026, import), unique per test."""
-    return f"224820261{(os.getpid() * 1000 + next(_numbers)) % 10**9:09d}"
+    """A valid 18-digit 海关编号 (district 2248, year 2026, import), random so that other test
+    modules sharing the session's database do not draw the same number."""
+    return f"224820261{secrets.randbelow(10**9):09d}"
 
 
 @pytest.fixture
