@@ -175,6 +175,10 @@ def observations_of(
         plate = (derived.get("tractor_plate") or {}).get("value")
         declaration = (derived.get("declaration") or {}).get("value")
         load = tuple(record["value"] for record in derived["containers"] if record["valid"])
+        # A weighbridge weighs the whole load; with a container number unreadable the
+        # load is not known, so the weight cannot be compared with any declaration.
+        whole_load_known = len(load) == len(derived["containers"])
+        weight_kg = payload.gross_weight.kg if payload.gross_weight and whole_load_known else None
         for record in derived["containers"]:
             if not record["valid"]:
                 continue
@@ -185,7 +189,7 @@ def observations_of(
                 direction=payload.direction,
                 truck_plate=plate,
                 seal_numbers=seals,
-                gross_weight_kg=payload.gross_weight.kg if payload.gross_weight else None,
+                gross_weight_kg=weight_kg,
                 size_type=record.get("size_type"),
                 declaration_number=declaration,
                 corrected=record["corrected"],

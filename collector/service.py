@@ -43,6 +43,8 @@ SESSION_EXPIRY_S = 86_400
 WRITE_ATTEMPTS = 3
 RETRY_BACKOFF_S = (0.2, 1.0, 5.0)
 STATS_INTERVAL_S = 10.0
+# Longest wait of a decision for an ingest batch that names the same containers.
+RELATED_BATCH_WAIT_S = 2.0
 # Seconds a connection attempt may take before the decision path sends manual.
 DECISION_CONNECT_TIMEOUT_S = 2
 # Arbitrary constant key of the advisory lock that lets one collector sweep at a time.
@@ -78,6 +80,10 @@ class Collector:
         self._sweeper = threading.Thread(target=self._sweep_loop, name="collector-dwell-sweep", daemon=True)
         self._conn: psycopg.Connection | None = None
         self._decision_conn: psycopg.Connection | None = None
+        # The batch the writer is gathering or writing and has not yet committed, so
+        # the decider can wait for it when it names the containers being decided.
+        self._writing: list[tuple[Message, int]] = []
+        self._writing_done = threading.Condition()
 
     # --- MQTT -----------------------------------------------------------------------
 
@@ -154,6 +160,8 @@ class Collector:
             return []
 
         batch = [first]
+        with self._writing_done:
+            self._writing = batch
         deadline = time.monotonic() + self.settings.batch_wait_ms / 1000
         while len(batch) < self.settings.batch_max_events:
             remaining = deadline - time.monotonic()
@@ -161,10 +169,19 @@ class Collector:
                 item = self.inbox.get_nowait() if remaining <= 0 else self.inbox.get(timeout=remaining)
             except queue.Empty:
                 break
-            batch.append(item)
+            with self._writing_done:
+                batch.append(item)
         return batch
 
     def _process(self, batch: list[tuple[Message, int]]) -> None:
+        try:
+            self._process_batch(batch)
+        finally:
+            with self._writing_done:
+                self._writing = []
+                self._writing_done.notify_all()
+
+    def _process_batch(self, batch: list[tuple[Message, int]]) -> None:
         events = [(message, qos) for message, qos in batch if not message.topic.endswith("/status")]
         statuses = [message for message, _ in batch if message.topic.endswith("/status")]
 
@@ -286,8 +303,11 @@ class Collector:
         decision is recorded with the passage when the database is back.
         """
         outcome = inspect(message, self.registry)
-        accepted = [outcome] if isinstance(outcome, Accepted) else []
-        rejected = [outcome] if isinstance(outcome, Rejected) else []
+        related = self._take_related(outcome.container_numbers) if isinstance(outcome, Accepted) else []
+        accepted: list[Accepted] = []
+        rejected: list[Rejected] = []
+        for item in [*(inspect(queued, self.registry) for queued, _ in related), outcome]:
+            (accepted if isinstance(item, Accepted) else rejected).append(item)
         preset: dict[str, Command] = {}
 
         attempt = 0
@@ -299,8 +319,8 @@ class Collector:
                 break
             except psycopg.OperationalError as exc:
                 self._drop_decision_connection()
-                if accepted and not preset:
-                    preset = self._answer_manual(accepted[0])
+                if isinstance(outcome, Accepted) and not preset:
+                    preset = self._answer_manual(outcome)
                 logger.error("Database unreachable for passage %s (%s); retrying", message.topic, exc)
                 if self.stop_event.is_set() and attempt >= WRITE_ATTEMPTS:
                     return  # not acknowledged: the broker delivers it again
@@ -312,15 +332,50 @@ class Collector:
                     message.topic,
                     exc,
                 )
-                self.inbox.put((message, qos))
+                for item in [*related, (message, qos)]:
+                    self.inbox.put(item)
                 return
 
         already_sent = {command.command_id for command in preset.values()}
         self._publish_commands([item for item in result.commands if item[1].command_id not in already_sent])
         self._send_receipts(result)
-        if qos > 0:
-            self.client.ack(message.mid, qos)
+        for acked, acked_qos in [*related, (message, qos)]:
+            if acked_qos > 0:
+                self.client.ack(acked.mid, acked_qos)
         self._count(result, 0)
+
+    def _take_related(self, numbers: list[str]) -> list[tuple[Message, int]]:
+        """Take the queued events that name any of these containers, to store them first.
+
+        An e-seal report or scan result received just before an exit passage may still
+        wait in the ingest inbox, or in the batch being written, when the passage asks
+        for its decision. Deciding without it could release a container whose seal was
+        reported tampered. Events from the inbox are moved into the decision's own
+        transaction; a batch in progress that names the containers is waited for (at
+        most ``RELATED_BATCH_WAIT_S``). Other traffic is never waited for.
+        """
+        if not numbers:
+            return []
+        needles = [number.encode() for number in numbers]
+
+        def names_container(item: tuple[Message, int]) -> bool:
+            message = item[0]
+            return message.topic.endswith("/events") and any(needle in message.payload for needle in needles)
+
+        with self._writing_done:
+            self._writing_done.wait_for(
+                lambda: not any(names_container(item) for item in self._writing), RELATED_BATCH_WAIT_S
+            )
+
+        # queue.Queue exposes its lock and deque; taking items out of the middle keeps
+        # the rest in arrival order.
+        with self.inbox.mutex:
+            related = [item for item in self.inbox.queue if names_container(item)]
+            for item in related:
+                self.inbox.queue.remove(item)
+            if related:
+                self.inbox.not_full.notify_all()
+        return related
 
     def _answer_manual(self, item: Accepted) -> dict[str, Command]:
         command = database_unavailable_command(

@@ -198,6 +198,23 @@ def test_weight_of_two_containers_compared_as_load(db, site_id, devices, store):
     assert visit_rules(db, site_id, second) == []
 
 
+def test_weight_skipped_when_load_partly_unreadable(db, site_id, devices, store):
+    first = new_container_number()
+    declare(db, site_id, [{"number": first, "seals": [SEAL], "weight": 12_000.0}])
+
+    # The rear container's number fails its check digit, so the 20,900 kg weighed
+    # cannot be split between the two containers.
+    store.write(
+        devices.event(
+            "IN01",
+            gate_passage([first, "CSQU3054384"], seals=(SEAL,), weight_kg=20_900.0),
+            occurred_at=at(0),
+        )
+    )
+
+    assert "weight_out_of_tolerance" not in visit_rules(db, site_id, first)
+
+
 def test_inspection_not_scanned_holds_exit(db, site_id, devices, store):
     number = new_container_number()
     declare(db, site_id, [{"number": number, "seals": [SEAL]}], status="inspection_ordered")
