@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 from tests.collector.support import declare, eseal, gate_passage, new_container_number
 from tests.conftest import signed_event, wait_for
@@ -34,8 +35,6 @@ def test_tamper_report_queued_before_exit_holds(stack, db, site_id, make_device,
     wait_for(
         lambda: db.execute("SELECT count(*) FROM devices WHERE site_id = %s", (site_id,)).fetchone()[0] == 2
     )
-    import time
-
     time.sleep(2.0)  # the collector subscribes and loads the registry
 
     tamper = signed_event(
