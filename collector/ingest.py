@@ -121,7 +121,7 @@ def inspect(message: Message, registry: DeviceRegistry) -> Accepted | Rejected:
 
     try:
         canonical = canonical_bytes(document)
-        device.verifier.verify(document)
+        device.verifier.verify_canonical(document.get("signature"), canonical)
     except SignatureError as exc:
         return reject(BAD_SIGNATURE, str(exc))
     except ValueError as exc:

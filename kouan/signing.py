@@ -55,12 +55,18 @@ class Verifier:
         self._key = Ed25519PublicKey.from_public_bytes(public_key)
 
     def verify(self, document: dict[str, Any]) -> None:
+        self.verify_canonical(document.get("signature"), canonical_bytes(document))
+
+    def verify_canonical(self, signature_text: object, canonical: bytes) -> None:
+        """Verify a base64 signature over canonical bytes the caller already encoded."""
+        if not isinstance(signature_text, str) or not signature_text:
+            raise SignatureError("signature is missing")
         try:
-            signature = decode_signature(str(document.get("signature", "")))
+            signature = decode_signature(signature_text)
         except ValueError as exc:
             raise SignatureError("signature is not valid base64") from exc
 
         try:
-            self._key.verify(signature, canonical_bytes(document))
+            self._key.verify(signature, canonical)
         except InvalidSignature as exc:
             raise SignatureError("signature does not verify against the device's public key") from exc
