@@ -15,23 +15,26 @@ logger = logging.getLogger(__name__)
 
 
 class DatabaseRegistry:
-    """Look devices up in memory; reload from the database on a miss, at most every ``refresh_s``.
+    """Look devices up in memory, reloading from the database on a miss and when stale.
 
-    A device provisioned while the collector runs is therefore accepted within
-    ``refresh_s`` seconds, and a flood of unknown device ids costs one query per
-    ``refresh_s``, not one per message.
+    A device provisioned while the collector runs is accepted within ``refresh_s``
+    seconds, and a flood of unknown device ids costs one query per ``refresh_s``, not
+    one per message. A device revoked or re-keyed is rejected within ``max_age_s``,
+    because the whole registry is reloaded that often even without a miss.
     """
 
-    def __init__(self, database_url: str, refresh_s: float) -> None:
+    def __init__(self, database_url: str, refresh_s: float, max_age_s: float = 30.0) -> None:
         self._database_url = database_url
         self._refresh_s = refresh_s
+        self._max_age_s = max_age_s
         self._devices: dict[str, RegisteredDevice] = {}
         self._loaded_at = 0.0
         self._lock = threading.Lock()
 
     def lookup(self, device_id: str) -> RegisteredDevice | None:
+        age_s = time.monotonic() - self._loaded_at
         device = self._devices.get(device_id)
-        if device is not None:
+        if device is not None and age_s < self._max_age_s:
             return device
 
         with self._lock:

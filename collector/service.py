@@ -60,7 +60,9 @@ GIL_SWITCH_INTERVAL_S = 0.0005
 class Collector:
     def __init__(self, settings: CollectorSettings) -> None:
         self.settings = settings
-        self.registry = DatabaseRegistry(settings.database_url, settings.registry_refresh_s)
+        self.registry = DatabaseRegistry(
+            settings.database_url, settings.registry_refresh_s, settings.registry_max_age_s
+        )
         self.inbox: queue.Queue[tuple[Message, int]] = queue.Queue(settings.queue_max_messages)
         # Exit passages that ask for a decision skip the batch queue: their own thread and
         # connection store and decide them one at a time, so a lane never waits behind

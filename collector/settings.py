@@ -37,6 +37,9 @@ class CollectorSettings(CommonSettings):
     registry_refresh_s: float = Field(
         default=0.2, ge=0.05, description="Minimum seconds between device-registry reloads on a miss"
     )
+    registry_max_age_s: float = Field(
+        default=30.0, gt=0, description="Seconds after which a revoked or re-keyed device is rejected"
+    )
     clock_drift_limit_s: float = Field(
         default=120.0,
         ge=0,
