@@ -19,7 +19,12 @@ from typing import Any
 from psycopg import Connection
 from psycopg.types.json import Jsonb
 
-from collector.correlation.core import Decision, Reason, database_unavailable_reason
+from collector.correlation.core import (
+    SENSOR_STALE,
+    Decision,
+    Reason,
+    database_unavailable_reason,
+)
 from kouan.contract import Command
 
 
@@ -115,9 +120,10 @@ def record_decisions(
     issued_by: str | None = None,
     overrides: uuid.UUID | None = None,
 ) -> None:
-    """Insert decisions, each with the event id of the passage that asked."""
+    """Insert decisions, each with the event id of the passage that asked, and set lane modes."""
     if not decisions:
         return
+    _record_lane_modes(conn, site_id, [command for _, command in decisions])
     with conn.cursor() as cursor:
         cursor.executemany(
             """
@@ -178,3 +184,24 @@ def command_of_row(row: tuple[Any, ...]) -> Command:
 
 
 __all__ = ["Reason", "asks_for_decision", "make_command", "peek_decision_request"]
+
+
+# Reasons that concern the lane itself rather than one container: while they hold,
+# the lane works by hand and supervisors see why. A database outage is left out:
+# its manual decision is recorded only once the database is back.
+LANE_MANUAL_REASONS = frozenset({SENSOR_STALE})
+
+
+def _record_lane_modes(conn: Connection, site_id: str, commands: list[Command]) -> None:
+    """Put a lane in manual mode on a lane-level manual decision, back to automatic otherwise."""
+    for command in commands:
+        lane_reasons = [reason for reason in command.reasons if reason.get("code") in LANE_MANUAL_REASONS]
+        mode = "manual" if command.decision == "manual" and lane_reasons else "automatic"
+        reason = "; ".join(item["message_zh"] for item in lane_reasons) or None
+        conn.execute(
+            """
+            UPDATE lanes SET mode = %s, mode_reason = %s, updated_at = %s
+            WHERE site_id = %s AND lane_id = %s AND (mode <> %s OR mode_reason IS DISTINCT FROM %s)
+            """,
+            (mode, reason, command.issued_at, site_id, command.lane_id, mode, reason),
+        )

@@ -346,6 +346,23 @@ def test_stale_lane_sensor_makes_decision_manual(db, site_id, devices, store, co
 
     assert [command.decision for _, command in result.commands] == ["manual"]
     assert reason_codes(decisions(db, site_id)[0]) == ["sensor_stale"]
+    mode, reason = db.execute(
+        "SELECT mode, mode_reason FROM lanes WHERE site_id = %s AND lane_id = 'OUT01'", (site_id,)
+    ).fetchone()
+    assert mode == "manual"
+    assert f"{site_id}-OUT01-ESEAL" in reason
+
+
+def test_lane_back_to_automatic_after_decision(db, site_id, devices, store, container):
+    db.execute("UPDATE lanes SET mode = 'manual', mode_reason = 'x' WHERE site_id = %s", (site_id,))
+    store.write(enter(devices, container))
+    store.write(leave(devices, container))
+
+    mode, reason = db.execute(
+        "SELECT mode, mode_reason FROM lanes WHERE site_id = %s AND lane_id = 'OUT01'", (site_id,)
+    ).fetchone()
+    assert mode == "automatic"
+    assert reason is None
 
 
 def test_redelivered_passage_decided_once(db, site_id, devices, store, container):
