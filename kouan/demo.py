@@ -109,7 +109,10 @@ def run_demo(trucks: int) -> int:
         _wait_for_api(api_url)
         children.append(
             _spawn(
-                ["simulate", "run", "peak_morning", "--trucks", str(trucks), "--api-url", api_url],
+                [
+                    "simulate", "run", "peak_morning", "--trucks", str(trucks), "--api-url", api_url,
+                    "--truth", str(settings.home / "demo.truth.json"),
+                ],
                 "simulator.log",
                 settings.home,
                 env={"KOUAN_API_KEY": api_key},
