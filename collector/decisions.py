@@ -43,7 +43,9 @@ def peek_decision_request(raw: bytes) -> bool:
     Used by the MQTT thread to route the message to the decision path. A wrong guess
     costs only latency: both paths inspect and store every event the same way.
     """
-    if b"decision_requested" not in raw:
+    # Every passage carries the decision_requested key, so entry passages are ruled
+    # out by their direction before any JSON is parsed on the MQTT network thread.
+    if b"decision_requested" not in raw or b'"out"' not in raw:
         return False
     try:
         document = json.loads(raw)
@@ -80,7 +82,7 @@ def make_command(
 def database_unavailable_command(
     device_id: str, payload: dict[str, Any], issued_at: datetime, valid_s: float
 ) -> Command:
-    """The manual decision sent when the passage cannot be stored or decided."""
+    """Build the manual decision sent when the passage cannot be stored or decided."""
     return make_command(
         device_id,
         str(payload.get("lane_id", "")),

@@ -43,7 +43,7 @@ SESSION_EXPIRY_S = 86_400
 WRITE_ATTEMPTS = 3
 RETRY_BACKOFF_S = (0.2, 1.0, 5.0)
 STATS_INTERVAL_S = 10.0
-# Longest wait of a decision for an ingest batch that names the same containers.
+# Maximum wait of a decision for an ingest batch that names the same containers.
 RELATED_BATCH_WAIT_S = 2.0
 # Seconds a connection attempt may take before the decision path sends manual.
 DECISION_CONNECT_TIMEOUT_S = 2
