@@ -7,6 +7,7 @@ counts what was accepted (published), receipted (acknowledged) and stored.
 
 from __future__ import annotations
 
+import http.client
 import json
 import sqlite3
 import threading
@@ -60,7 +61,8 @@ class Burst:
             number += 1
             try:
                 status, body = post_frame(self.port, scan_frame(number), timeout=5)
-            except OSError:
+            except (OSError, http.client.HTTPException):
+                # The agent was killed before answering: the frame counts as not accepted.
                 self.failed += 1
                 self._stop.wait(0.05)
                 continue
