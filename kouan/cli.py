@@ -236,13 +236,30 @@ def apikey_revoke(name: Annotated[str, typer.Argument(help="Name given at creati
 
 
 @app.command()
-def collector() -> None:
+def collector(
+    processes: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=64,
+            help="Collector processes to run side by side, one per core; each uses the MQTT "
+            "client id KOUAN_CLIENT_ID-n (n = 1, 2, ...) when there is more than one",
+        ),
+    ] = 1,
+) -> None:
     """Run a collector: consume events, store, correlate, send receipts."""
-    from collector.service import run
     from collector.settings import CollectorSettings
 
     configure_logging()
-    run(CollectorSettings())
+    settings = CollectorSettings()
+    if processes > 1:
+        from collector.supervisor import run_processes
+
+        raise typer.Exit(run_processes(processes, settings.client_id))
+
+    from collector.service import run
+
+    run(settings)
 
 
 @app.command()
