@@ -91,8 +91,18 @@ class BenchStack:
         time.sleep(0.5)  # Mosquitto rereads its password file asynchronously after SIGHUP.
         return identities
 
-    def spawn(self, name: str, argv: list[str], ready_text: bytes | None = None, **env: str) -> None:
-        """Start a process in its own session with its output in the stack's log directory."""
+    def spawn(
+        self,
+        name: str,
+        argv: list[str],
+        ready_text: bytes | None = None,
+        ready_count: int = 1,
+        **env: str,
+    ) -> None:
+        """Start a process in its own session with its output in the stack's log directory.
+
+        With ``ready_text``, wait until the log holds it ``ready_count`` times.
+        """
         log_path = self.home / "log" / f"{name}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
         process = subprocess.Popen(
@@ -104,14 +114,16 @@ class BenchStack:
         )
         self.processes[name] = process
         if ready_text is not None:
-            self._wait_for_log(name, log_path, ready_text)
+            self._wait_for_log(name, log_path, ready_text, ready_count)
 
-    def spawn_kouan(self, name: str, *args: str, ready_text: bytes | None = None, **env: str) -> None:
-        self.spawn(name, [sys.executable, "-m", "kouan", *args], ready_text, **env)
+    def spawn_kouan(
+        self, name: str, *args: str, ready_text: bytes | None = None, ready_count: int = 1, **env: str
+    ) -> None:
+        self.spawn(name, [sys.executable, "-m", "kouan", *args], ready_text, ready_count, **env)
 
-    def _wait_for_log(self, name: str, log_path: Path, text: bytes) -> None:
+    def _wait_for_log(self, name: str, log_path: Path, text: bytes, count: int) -> None:
         deadline = time.monotonic() + READY_TIMEOUT_S
-        while text not in log_path.read_bytes():
+        while log_path.read_bytes().count(text) < count:
             if self.processes[name].poll() is not None or time.monotonic() > deadline:
                 tail = log_path.read_bytes()[-2000:].decode(errors="replace")
                 raise BenchError(f"{name} did not log {text!r} within {READY_TIMEOUT_S:.0f} s:\n{tail}")

@@ -65,6 +65,7 @@ class Options:
     full_speed_events: int
     baseline_events: int
     devices: int
+    collectors: int
     sizes: list[int]
     profile: bool
     keep: bool
@@ -91,6 +92,12 @@ def parse_options(argv: list[str] | None) -> Options:
     parser.add_argument(
         "--devices", type=int, default=32, help="Simulated lane devices, one MQTT connection each"
     )
+    parser.add_argument(
+        "--collectors",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="Collector processes (kouan collector --processes); default one per core",
+    )
     parser.add_argument("--sizes", default="1M,10M", help="Events-table sizes for timeline queries")
     parser.add_argument("--with-100m", action="store_true", help="Also fill to 100 M rows (about 20 minutes)")
     parser.add_argument("--profile", action="store_true", help="Record a py-spy profile of the collector")
@@ -110,6 +117,7 @@ def parse_options(argv: list[str] | None) -> Options:
         full_speed_events=args.full_speed_events,
         baseline_events=args.baseline_events,
         devices=args.devices,
+        collectors=max(1, args.collectors),
         sizes=sizes,
         profile=args.profile,
         keep=args.keep,
@@ -337,7 +345,7 @@ def run_kouan(
     bench: BenchStack, sampler: ResourceSampler, options: Options, devices: list[Any], exit_device: Any
 ) -> dict[str, Any]:
     console.print("Kouan: starting collector and API")
-    _start_collector(bench)
+    _start_collector(bench, options.collectors)
     api_port = free_port()
     bench.spawn_kouan("api", "api", "--port", str(api_port), ready_text=b"Application startup complete")
     headers = _api_headers(bench)
@@ -381,7 +389,7 @@ def run_kouan(
     profiler = _start_profiler(bench, options)
     sampler.begin("kouan full speed")
     full.log = run_load(full.plan)
-    _finish_phase(bench, full, DRAIN_CAP_S + FULL_SPEED_TARGET_S)
+    _finish_phase(bench, full, DRAIN_CAP_S + FULL_SPEED_TARGET_S, options.collectors)
     sampler.end()
     if profiler is not None:
         profiler.wait()
@@ -402,7 +410,7 @@ def run_kouan(
             phase.extra["decisions"] = prober.finish()
             decision_seq = phase.extra["decisions"]["next_seq"]
             phase.extra["queries"] = queries.finish()
-        _finish_phase(bench, phase, DRAIN_CAP_S)
+        _finish_phase(bench, phase, DRAIN_CAP_S, options.collectors)
         sampler.end()
         phases.append(phase)
 
@@ -412,18 +420,28 @@ def run_kouan(
     return _kouan_results(bench, phases, receipt_times, at_rest)
 
 
-def _start_collector(bench: BenchStack) -> None:
+def _start_collector(bench: BenchStack, processes: int) -> None:
     bench.spawn_kouan(
         "collector",
         "collector",
+        "--processes",
+        str(processes),
         ready_text=b"subscribed in group",
+        ready_count=processes,
         KOUAN_SITE_FILTER="+",
         KOUAN_SHARE_GROUP="bench",
         KOUAN_CLIENT_ID=COLLECTOR_CLIENT_ID,
     )
 
 
-def _finish_phase(bench: BenchStack, phase: Phase, cap_s: float) -> None:
+def _collector_client_ids(processes: int) -> list[str]:
+    """The MQTT client ids of ``kouan collector --processes N`` (one process keeps its own)."""
+    if processes == 1:
+        return [COLLECTOR_CLIENT_ID]
+    return [f"{COLLECTOR_CLIENT_ID}-{index}" for index in range(1, processes + 1)]
+
+
+def _finish_phase(bench: BenchStack, phase: Phase, cap_s: float, processes: int) -> None:
     """Wait for the phase's events to be committed; past ``cap_s``, drop the backlog.
 
     A collector slower than the offered rate leaves a backlog at the broker that
@@ -446,18 +464,19 @@ def _finish_phase(bench: BenchStack, phase: Phase, cap_s: float) -> None:
         "dropping the backlog"
     )
     bench.kill("collector")
-    _clear_session(bench)
-    _start_collector(bench)
+    for client_id in _collector_client_ids(processes):
+        _clear_session(bench, client_id)
+    _start_collector(bench, processes)
 
 
-def _clear_session(bench: BenchStack) -> None:
+def _clear_session(bench: BenchStack, client_id: str) -> None:
     """Discard the collector's persistent MQTT session and the messages queued for it."""
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
     from paho.mqtt.packettypes import PacketTypes
     from paho.mqtt.properties import Properties
 
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=COLLECTOR_CLIENT_ID, protocol=mqtt.MQTTv5)
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
     client.username_pw_set(*bench.service_credentials())
     properties = Properties(PacketTypes.CONNECT)
     properties.SessionExpiryInterval = 0
@@ -518,6 +537,7 @@ def _start_profiler(bench: BenchStack, options: Options) -> subprocess.Popen[byt
             "--output",
             str(output),
             "--nonblocking",
+            "--subprocesses",
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
