@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from collections.abc import AsyncIterator
@@ -82,6 +83,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         )
         pool.open(wait=True, timeout=30)
         app.state.pool = pool
+        app.state.connection_slots = asyncio.Semaphore(settings.pool_max_size)
         app.state.metrics = MetricsSource(pool, settings.metrics_cache_s)
         app.state.publisher = CommandPublisher(settings)
         app.state.publisher.start()
