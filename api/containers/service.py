@@ -95,36 +95,41 @@ def search(
 
 def get_container(conn: Connection, sites: list[str], raw: str) -> dict[str, Any]:
     number = parse_number(raw)
+    # One round trip: the latest visit, how many visits there are, and its declaration.
     with conn.cursor(row_factory=dict_row) as cursor:
-        visits = cursor.execute(
-            f"SELECT {VISIT_COLUMNS} FROM container_visits WHERE container_number = %s "
-            "AND site_id = ANY(%s) ORDER BY first_seen_at DESC LIMIT 1",
-            (number.value, sites),
-        ).fetchall()
-        if not visits:
-            raise NotFound("Container", "集装箱", number.value)
-        count_row = cursor.execute(
-            "SELECT count(*) AS n FROM container_visits WHERE container_number = %s AND site_id = ANY(%s)",
-            (number.value, sites),
+        row = cursor.execute(
+            f"""
+            SELECT {VISIT_COLUMNS}, count(*) OVER () AS visits, declaration.*
+            FROM container_visits
+            LEFT JOIN LATERAL (
+                SELECT rtrim(d.declaration_number) AS declared_number, d.status AS declared_status,
+                       d.direction AS declared_direction
+                FROM declarations d
+                WHERE d.declaration_number = container_visits.declaration_number
+                  AND d.site_id = ANY(%(sites)s)
+                LIMIT 1
+            ) AS declaration ON true
+            WHERE container_number = %(number)s AND site_id = ANY(%(sites)s)
+            ORDER BY first_seen_at DESC LIMIT 1
+            """,
+            {"number": number.value, "sites": sites},
         ).fetchone()
-        assert count_row is not None
+    if row is None:
+        raise NotFound("Container", "集装箱", number.value)
 
-        current = visits[0]
-        declaration = None
-        if current["declaration_number"]:
-            declaration = cursor.execute(
-                "SELECT rtrim(declaration_number) AS declaration_number, status, direction FROM declarations "
-                "WHERE declaration_number = %s AND site_id = ANY(%s)",
-                (current["declaration_number"], sites),
-            ).fetchone()
-
+    visits = row.pop("visits")
+    declaration = {
+        "declaration_number": row.pop("declared_number"),
+        "status": row.pop("declared_status"),
+        "direction": row.pop("declared_direction"),
+    }
     return {
         "container_number": number.value,
         "owner_code": number.owner_code,
         "category": number.category,
-        "current": current,
-        "declaration": declaration,
-        "previous_visits": count_row["n"] - 1,
+        "current": row,
+        "declaration": declaration if declaration["declaration_number"] is not None else None,
+        "previous_visits": visits - 1,
     }
 
 

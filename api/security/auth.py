@@ -55,18 +55,21 @@ def _api_key(conn: Connection, key: str) -> Principal | None:
 
     key_id, presented = parts
     row = conn.execute(
-        "SELECT name, secret_sha256, role, sites FROM api_keys WHERE key_id = %s AND revoked_at IS NULL",
+        "SELECT name, secret_sha256, role, sites, "
+        "last_used_at IS NULL OR last_used_at < now() - interval '1 minute' "
+        "FROM api_keys WHERE key_id = %s AND revoked_at IS NULL",
         (key_id,),
     ).fetchone()
     if row is None or not secrets_match(bytes(row[1]), presented):
         return None
 
     # At most one write per key and minute, not one per request.
-    conn.execute(
-        "UPDATE api_keys SET last_used_at = now() WHERE key_id = %s "
-        "AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')",
-        (key_id,),
-    )
+    if row[4]:
+        conn.execute(
+            "UPDATE api_keys SET last_used_at = now() WHERE key_id = %s "
+            "AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')",
+            (key_id,),
+        )
     return Principal("api_key", row[0], row[2], frozenset(row[3]))
 
 

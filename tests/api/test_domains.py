@@ -10,6 +10,7 @@ import paho.mqtt.client as mqtt
 import psycopg
 from paho.mqtt.enums import CallbackAPIVersion
 
+from api.security.tokens import split_api_key
 from kouan.settings import CommonSettings
 
 
@@ -477,3 +478,33 @@ def test_stream_limit_returns_503_then_frees(api_settings, world, make_key):
     assert busy.json()["code"] == "too_many_streams"
     assert busy.headers["Retry-After"] == "60"
     assert later_status == 200
+
+
+def test_container_status_shows_latest_visit_and_declaration(client, world, make_key, db):
+    headers = make_key("customs_officer", world.a.site_id)
+    response = client.get(f"/api/v1/containers/{world.a.container_number}", headers=headers)
+
+    assert response.status_code == 200
+    body = response.json()
+    where = "WHERE container_number = %s AND site_id = %s"
+    key = (world.a.container_number, world.a.site_id)
+    (visit_id,) = db.execute(
+        f"SELECT visit_id FROM container_visits {where} ORDER BY first_seen_at DESC LIMIT 1", key
+    ).fetchone()
+    (visits,) = db.execute(f"SELECT count(*) FROM container_visits {where}", key).fetchone()
+    status, direction = db.execute(
+        "SELECT status, direction FROM declarations WHERE declaration_number = %s",
+        (world.a.declaration_number,),
+    ).fetchone()
+    assert body["container_number"] == world.a.container_number
+    assert body["current"]["visit_id"] == visit_id
+    assert body["current"]["site_id"] == world.a.site_id
+    assert body["previous_visits"] == visits - 1
+    assert body["declaration"] == {
+        "declaration_number": world.a.declaration_number,
+        "status": status,
+        "direction": direction,
+    }
+    key_id, _ = split_api_key(headers["X-API-Key"])
+    (used,) = db.execute("SELECT last_used_at FROM api_keys WHERE key_id = %s", (key_id,)).fetchone()
+    assert used is not None
