@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import queue
 import sys
 import threading
@@ -28,6 +29,7 @@ from psycopg.types.json import Jsonb
 from collector import health
 from collector.correlation.shell import reevaluate_containers
 from collector.decisions import database_unavailable_command, peek_decision_request
+from collector.inbox import IndexedInbox, mentioned_containers
 from collector.ingest import Accepted, Message, Rejected, inspect
 from collector.registry import DatabaseRegistry
 from collector.settings import CollectorSettings
@@ -63,7 +65,7 @@ class Collector:
         self.registry = DatabaseRegistry(
             settings.database_url, settings.registry_refresh_s, settings.registry_max_age_s
         )
-        self.inbox: queue.Queue[tuple[Message, int]] = queue.Queue(settings.queue_max_messages)
+        self.inbox = IndexedInbox(settings.queue_max_messages)
         # Exit passages that ask for a decision skip the batch queue: their own thread and
         # connection store and decide them one at a time, so a lane never waits behind
         # an ingest batch.
@@ -132,12 +134,11 @@ class Collector:
 
     def _on_message(self, client, userdata, message: mqtt.MQTTMessage) -> None:  # noqa: ANN001
         received = Message(message.topic, message.payload, message.mid, datetime.now(UTC))
-        # A full inbox blocks the network thread, which stops reading the socket, so
-        # the broker holds the backlog instead of this process.
-        # NOTE: the asking passage still arrives on the same MQTT connection as the
-        # ingest traffic, so when the collector reads slower than devices publish, it
-        # waits in the broker's queue behind that traffic. A second client subscribed
-        # to the exit lanes' topics only would remove that wait.
+        # The broker sends at most `receive_maximum` unacknowledged messages, and they
+        # are acknowledged after their commit, so a backlog mostly waits here, where an
+        # asking exit passage is taken out at once, rather than at the broker behind
+        # the ingest traffic. A full inbox blocks the network thread, which stops
+        # reading the socket, and the broker holds the rest.
         if message.topic.endswith("/events") and peek_decision_request(message.payload):
             self.decision_inbox.put((received, message.qos))
             return
@@ -146,6 +147,7 @@ class Collector:
     # --- writer ---------------------------------------------------------------------
 
     def _write_loop(self) -> None:
+        _lower_thread_priority(self.settings.writer_nice)
         last_stats = time.monotonic()
         while not self.stop_event.is_set() or not self.inbox.empty():
             batch = self._next_batch()
@@ -304,8 +306,11 @@ class Collector:
         While the database is unreachable the lane gets ``manual`` at once; that same
         decision is recorded with the passage when the database is back.
         """
+        began = time.monotonic()
+        queued_ms = (datetime.now(UTC) - message.received_at).total_seconds() * 1000
         outcome = inspect(message, self.registry)
         related = self._take_related(outcome.container_numbers) if isinstance(outcome, Accepted) else []
+        gathered = time.monotonic()
         accepted: list[Accepted] = []
         rejected: list[Rejected] = []
         for item in [*(inspect(queued, self.registry) for queued, _ in related), outcome]:
@@ -340,6 +345,15 @@ class Collector:
 
         already_sent = {command.command_id for command in preset.values()}
         self._publish_commands([item for item in result.commands if item[1].command_id not in already_sent])
+        logger.info(
+            "Passage on %s: %.1f ms queued in the collector, %.1f ms gathering %d related events, "
+            "%.1f ms storing and deciding",
+            message.topic,
+            queued_ms,
+            (gathered - began) * 1000,
+            len(related),
+            (time.monotonic() - gathered) * 1000,
+        )
         self._send_receipts(result)
         for acked, acked_qos in [*related, (message, qos)]:
             if acked_qos > 0:
@@ -358,26 +372,20 @@ class Collector:
         """
         if not numbers:
             return []
-        needles = [number.encode() for number in numbers]
+        wanted = set(numbers)
 
         def names_container(item: tuple[Message, int]) -> bool:
             message = item[0]
-            return message.topic.endswith("/events") and any(needle in message.payload for needle in needles)
+            return message.topic.endswith("/events") and not wanted.isdisjoint(
+                mentioned_containers(message.payload)
+            )
 
         with self._writing_done:
             self._writing_done.wait_for(
                 lambda: not any(names_container(item) for item in self._writing), RELATED_BATCH_WAIT_S
             )
 
-        # queue.Queue exposes its lock and deque; taking items out of the middle keeps
-        # the rest in arrival order.
-        with self.inbox.mutex:
-            related = [item for item in self.inbox.queue if names_container(item)]
-            for item in related:
-                self.inbox.queue.remove(item)
-            if related:
-                self.inbox.not_full.notify_all()
-        return related
+        return self.inbox.take_naming(numbers)
 
     def _answer_manual(self, item: Accepted) -> dict[str, Command]:
         command = database_unavailable_command(
@@ -504,6 +512,7 @@ class Collector:
         self._sweeper.start()
         properties = Properties(PacketTypes.CONNECT)
         properties.SessionExpiryInterval = SESSION_EXPIRY_S
+        properties.ReceiveMaximum = self.settings.receive_maximum
         self.client.connect_async(
             self.settings.mqtt_host,
             self.settings.mqtt_port,
@@ -523,6 +532,18 @@ class Collector:
         self._drop_connection()
         self._drop_decision_connection()
         logger.info("Collector %s stopped: %s", self.settings.client_id, dict(self.counters))
+
+
+def _lower_thread_priority(increment: int) -> None:
+    """Raise the calling thread's nice value by ``increment`` (Linux: per thread)."""
+    if increment <= 0 or not hasattr(os, "setpriority"):
+        return
+    thread_id = threading.get_native_id()
+    try:
+        current = os.getpriority(os.PRIO_PROCESS, thread_id)
+        os.setpriority(os.PRIO_PROCESS, thread_id, min(19, current + increment))
+    except OSError as exc:
+        logger.warning("Cannot lower the writer thread's priority: %s", exc)
 
 
 def _store_statuses(conn: psycopg.Connection, statuses: list[Message]) -> None:

@@ -34,6 +34,14 @@ class CollectorSettings(CommonSettings):
         description="Messages received but not yet written; the MQTT client stops reading "
         "past this, and the broker keeps the rest queued",
     )
+    receive_maximum: int = Field(
+        default=20_000,
+        ge=1,
+        le=65_535,
+        description="Unacknowledged messages the broker may send this collector (MQTT 5 Receive "
+        "Maximum); messages are acknowledged after their commit, so this is the backlog the "
+        "collector holds in memory, where exit passages overtake it, instead of the broker",
+    )
     registry_refresh_s: float = Field(
         default=0.2, ge=0.05, description="Minimum seconds between device-registry reloads on a miss"
     )
@@ -87,6 +95,13 @@ class CollectorSettings(CommonSettings):
         default=30.0,
         gt=0,
         description="Seconds a gate decision stays valid; the lane never acts on it later",
+    )
+    writer_nice: int = Field(
+        default=0,
+        ge=0,
+        le=19,
+        description="Nice increment of the batch writer thread, so that gate decisions, the API "
+        "and the database's other work get the CPU first when ingest saturates it",
     )
     decision_queue_max: int = Field(
         default=1_000,

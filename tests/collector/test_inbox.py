@@ -1,0 +1,59 @@
+"""The collector's inbox: related events found by container number, order and bounds kept."""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import UTC, datetime
+
+from collector.inbox import IndexedInbox, mentioned_containers
+from collector.ingest import Message
+
+
+def item(mid: int, payload: dict | bytes, topic: str = "kouan/v1/S/D/events") -> tuple[Message, int]:
+    raw = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    return Message(topic, raw, mid, datetime.now(UTC)), 1
+
+
+def seal_report(number: str) -> dict:
+    return {"kind": "seal.status", "payload": {"container_number": {"raw": number}, "tampered": True}}
+
+
+def test_mentions_normalise_case_and_separators():
+    raw = b'{"a":"csqu 305438-3","b":"TCNU7200794","c":"XMSKU1234565","d":"MSKU12345651"}'
+
+    assert mentioned_containers(raw) == {"CSQU3054383", "TCNU7200794"}
+
+
+def test_take_naming_keeps_arrival_order_and_the_rest_queued():
+    inbox = IndexedInbox(10)
+    queued = [
+        item(1, seal_report("TCNU7200794")),
+        item(2, seal_report("CSQU3054383")),
+        item(3, b"not json at all"),
+        item(4, {"payload": {"containers": ["csqu3054383", "TCNU7200794"]}}),
+        item(5, seal_report("CSQU3054383"), topic="kouan/v1/S/D/status"),
+    ]
+    for entry in queued:
+        inbox.put(entry)
+
+    taken = inbox.take_naming(["CSQU3054383"])
+
+    assert [message.mid for message, _ in taken] == [2, 4]
+    assert [inbox.get_nowait()[0].mid for _ in range(inbox.qsize())] == [1, 3, 5]
+    assert inbox.take_naming(["TCNU7200794"]) == []
+    assert inbox._by_container == {} and inbox._mentions == {}
+
+
+def test_take_naming_frees_room_for_a_blocked_producer():
+    inbox = IndexedInbox(2)
+    inbox.put(item(1, seal_report("CSQU3054383")))
+    inbox.put(item(2, seal_report("TCNU7200794")))
+    producer = threading.Thread(target=inbox.put, args=(item(3, seal_report("MSKU1234565")),))
+    producer.start()
+
+    assert [message.mid for message, _ in inbox.take_naming(["CSQU3054383"])] == [1]
+    producer.join(timeout=5)
+
+    assert not producer.is_alive()
+    assert [inbox.get_nowait()[0].mid for _ in range(2)] == [2, 3]
