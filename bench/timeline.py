@@ -95,7 +95,9 @@ def fill_to(
     have = target
     for statement in rebuild:
         conn.execute(statement)
-    conn.execute("VACUUM ANALYZE events")
+    # Statistics for the planner. No VACUUM: on freshly inserted rows it would only
+    # set hint bits and visibility flags, rewriting every page (6 GB at 10 M rows).
+    conn.execute("ANALYZE events")
     return have
 
 
