@@ -34,24 +34,21 @@ def mentioned_containers(payload: bytes) -> frozenset[str]:
 
 
 class IndexedInbox(queue.Queue[Item]):
-    """A FIFO ``queue.Queue`` of (message, qos) that can give up the items naming given containers."""
+    """A FIFO ``queue.Queue`` of (message, qos) that can give up the items naming given containers.
+
+    Items are indexed by ``Message.mentions``, which the receiver fills in with
+    :func:`mentioned_containers` for event messages.
+    """
 
     def _init(self, maxsize: int) -> None:
         super()._init(maxsize)
         self._by_container: dict[str, list[Item]] = {}
-        self._mentions: dict[int, frozenset[str]] = {}
 
     # queue.Queue calls _put and _get with its mutex held.
     def _put(self, item: Item) -> None:
         super()._put(item)
-        message = item[0]
-        if not message.topic.endswith("/events"):
-            return
-        mentions = mentioned_containers(message.payload)
-        if mentions:
-            self._mentions[id(item)] = mentions
-            for number in mentions:
-                self._by_container.setdefault(number, []).append(item)
+        for number in item[0].mentions:
+            self._by_container.setdefault(number, []).append(item)
 
     def _get(self) -> Item:
         item = super()._get()
@@ -59,7 +56,7 @@ class IndexedInbox(queue.Queue[Item]):
         return item
 
     def _forget(self, item: Item) -> None:
-        for number in self._mentions.pop(id(item), ()):
+        for number in item[0].mentions:
             items = self._by_container[number]
             items.remove(item)
             if not items:

@@ -47,6 +47,9 @@ class Message:
     payload: bytes
     mid: int
     received_at: datetime
+    # Container numbers the raw payload mentions, found once on receipt, so that a
+    # decision can find the queued events about its containers (collector.inbox).
+    mentions: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""The collector process: MQTT in, one writer thread, receipts and acknowledgements out.
+"""The collector process: MQTT in, a batch writer process, receipts and acknowledgements out.
 
 Messages are acknowledged to the broker (MQTT 5 manual PUBACK) only after the
 transaction that stored them committed, and the receipt to the edge is published
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import queue
 import sys
 import threading
@@ -24,24 +23,23 @@ import psycopg
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
-from psycopg.types.json import Jsonb
 
-from collector import health
 from collector.correlation.shell import reevaluate_containers
 from collector.decisions import database_unavailable_command, peek_decision_request
 from collector.inbox import IndexedInbox, mentioned_containers
 from collector.ingest import Accepted, Message, Rejected, inspect
 from collector.registry import DatabaseRegistry
 from collector.settings import CollectorSettings
-from collector.store import BatchResult, DecisionPolicy, write_batch
-from kouan.contract import TOPIC_ROOT, Command, commands_topic, receipts_topic, split_topic
+from collector.store import BatchResult, write_batch
+from collector.writer import WriterProcess, policy_of
+from kouan.contract import TOPIC_ROOT, Command, commands_topic, receipts_topic
 
 logger = logging.getLogger(__name__)
 
 # Session expiry for the collector's persistent MQTT session: events published
 # while every collector is down stay queued at the broker for up to a day.
 SESSION_EXPIRY_S = 86_400
-# Bounded retries of a failing database write before the batch is split up.
+# Bounded retries of the decision path's write before it gives up at shutdown.
 WRITE_ATTEMPTS = 3
 RETRY_BACKOFF_S = (0.2, 1.0, 5.0)
 STATS_INTERVAL_S = 10.0
@@ -70,23 +68,19 @@ class Collector:
         # connection store and decide them one at a time, so a lane never waits behind
         # an ingest batch.
         self.decision_inbox: queue.Queue[tuple[Message, int]] = queue.Queue(settings.decision_queue_max)
-        self.policy = DecisionPolicy(
-            settings.rule_settings(),
-            settings.stale_sensor_s,
-            settings.decision_valid_s,
-            settings.clock_drift_limit_s,
-        )
+        self.policy = policy_of(settings)
+        self.writer = WriterProcess(settings)
         self.stop_event = threading.Event()
         self.counters: Counter[str] = Counter()
         self.client = self._make_client()
-        self._writer = threading.Thread(target=self._write_loop, name="collector-writer", daemon=True)
+        self._write_thread = threading.Thread(target=self._write_loop, name="collector-writer", daemon=True)
         self._decider = threading.Thread(target=self._decide_loop, name="collector-decider", daemon=True)
         self._sweeper = threading.Thread(target=self._sweep_loop, name="collector-dwell-sweep", daemon=True)
-        self._conn: psycopg.Connection | None = None
         self._decision_conn: psycopg.Connection | None = None
-        # The batch the writer is gathering or writing and has not yet committed, so
-        # the decider can wait for it when it names the containers being decided.
-        self._writing: list[tuple[Message, int]] = []
+        # The container numbers mentioned by the batch the writer is gathering or
+        # writing and has not yet committed, so the decider can wait for that batch
+        # when it names the containers being decided.
+        self._writing_mentions: set[str] = set()
         self._writing_done = threading.Condition()
 
     # --- MQTT -----------------------------------------------------------------------
@@ -133,13 +127,20 @@ class Collector:
             logger.warning("Disconnected from MQTT broker (%s); reconnecting", reason_code)
 
     def _on_message(self, client, userdata, message: mqtt.MQTTMessage) -> None:  # noqa: ANN001
-        received = Message(message.topic, message.payload, message.mid, datetime.now(UTC))
+        is_event = message.topic.endswith("/events")
+        received = Message(
+            message.topic,
+            message.payload,
+            message.mid,
+            datetime.now(UTC),
+            mentioned_containers(message.payload) if is_event else frozenset(),
+        )
         # The broker sends at most `receive_maximum` unacknowledged messages, and they
         # are acknowledged after their commit, so a backlog mostly waits here, where an
         # asking exit passage is taken out at once, rather than at the broker behind
         # the ingest traffic. A full inbox blocks the network thread, which stops
         # reading the socket, and the broker holds the rest.
-        if message.topic.endswith("/events") and peek_decision_request(message.payload):
+        if is_event and peek_decision_request(message.payload):
             self.decision_inbox.put((received, message.qos))
             return
         self.inbox.put((received, message.qos))
@@ -147,7 +148,6 @@ class Collector:
     # --- writer ---------------------------------------------------------------------
 
     def _write_loop(self) -> None:
-        _lower_thread_priority(self.settings.writer_nice)
         last_stats = time.monotonic()
         while not self.stop_event.is_set() or not self.inbox.empty():
             batch = self._next_batch()
@@ -165,7 +165,7 @@ class Collector:
 
         batch = [first]
         with self._writing_done:
-            self._writing = batch
+            self._writing_mentions = set(first[0].mentions)
         deadline = time.monotonic() + self.settings.batch_wait_ms / 1000
         while len(batch) < self.settings.batch_max_events:
             remaining = deadline - time.monotonic()
@@ -175,6 +175,7 @@ class Collector:
                 break
             with self._writing_done:
                 batch.append(item)
+                self._writing_mentions.update(item[0].mentions)
         return batch
 
     def _process(self, batch: list[tuple[Message, int]]) -> None:
@@ -182,113 +183,20 @@ class Collector:
             self._process_batch(batch)
         finally:
             with self._writing_done:
-                self._writing = []
+                self._writing_mentions = set()
                 self._writing_done.notify_all()
 
     def _process_batch(self, batch: list[tuple[Message, int]]) -> None:
-        events = [(message, qos) for message, qos in batch if not message.topic.endswith("/status")]
-        statuses = [message for message, _ in batch if message.topic.endswith("/status")]
-
-        accepted: list[Accepted] = []
-        rejected: list[Rejected] = []
-        for message, _ in events:
-            outcome = inspect(message, self.registry)
-            (accepted if isinstance(outcome, Accepted) else rejected).append(outcome)
-
-        result = self._store(accepted, rejected, statuses)
-        self._publish_commands(result.commands)
-        self._send_receipts(result)
+        written = self.writer.write([message for message, _ in batch])
+        self._publish_commands(written.commands)
+        self._send_receipts(written.receipts)
         for message, qos in batch:
             if qos > 0:
                 self.client.ack(message.mid, qos)
-        self._count(result, len(statuses))
-
-    def _store(
-        self, accepted: list[Accepted], rejected: list[Rejected], statuses: list[Message]
-    ) -> BatchResult:
-        for attempt in range(WRITE_ATTEMPTS):
-            try:
-                conn = self._connection()
-                with conn.transaction():
-                    result = write_batch(conn, accepted, rejected, self.policy)
-                    _store_statuses(conn, statuses)
-                return result
-            except psycopg.OperationalError as exc:
-                logger.warning("Database write failed (attempt %d): %s", attempt + 1, exc)
-                self._drop_connection()
-                time.sleep(RETRY_BACKOFF_S[attempt])
-            except psycopg.Error as exc:
-                logger.warning("Batch of %d events failed (%s); writing them one by one", len(accepted), exc)
-                return self._store_one_by_one(accepted, rejected, statuses)
-        return self._wait_for_database(accepted, rejected, statuses)
-
-    def _wait_for_database(
-        self, accepted: list[Accepted], rejected: list[Rejected], statuses: list[Message]
-    ) -> BatchResult:
-        """Keep retrying while the database is down: nothing is acknowledged meanwhile."""
-        logger.error("Database unreachable; holding %d events unacknowledged until it returns", len(accepted))
-        while True:
-            time.sleep(RETRY_BACKOFF_S[-1])
-            try:
-                conn = self._connection()
-                with conn.transaction():
-                    result = write_batch(conn, accepted, rejected, self.policy)
-                    _store_statuses(conn, statuses)
-                logger.info("Database reachable again; batch of %d events stored", len(accepted))
-                return result
-            except psycopg.OperationalError as exc:
-                logger.error("Database still unreachable: %s", exc)
-                self._drop_connection()
-
-    def _store_one_by_one(
-        self, accepted: list[Accepted], rejected: list[Rejected], statuses: list[Message]
-    ) -> BatchResult:
-        total = BatchResult()
-        conn = self._connection()
-        for item in accepted:
-            try:
-                with conn.transaction():
-                    result = write_batch(conn, [item], [], self.policy)
-                total.stored += result.stored
-                total.commands += result.commands
-                total.duplicates += result.duplicates
-                total.quarantined += result.quarantined
-            except psycopg.Error as exc:
-                logger.warning(
-                    "Event device %s seq %d could not be stored (%s); quarantined",
-                    item.envelope.device_id,
-                    item.envelope.seq,
-                    exc,
-                )
-                total.quarantined.append(
-                    Rejected(
-                        item.message,
-                        "store_failed",
-                        f"database rejected the event: {exc}",
-                        item.envelope.device_id,
-                        item.envelope.seq,
-                    )
-                )
-        with conn.transaction():
-            write_batch(
-                conn, [], [*rejected, *[q for q in total.quarantined if q.reason_code == "store_failed"]]
-            )
-            _store_statuses(conn, statuses)
-        total.quarantined = [*rejected, *total.quarantined]
-        return total
-
-    def _connection(self) -> psycopg.Connection:
-        if self._conn is None or self._conn.closed:
-            self._conn = psycopg.connect(self.settings.database_url, autocommit=True)
-        return self._conn
-
-    def _drop_connection(self) -> None:
-        if self._conn is not None:
-            try:
-                self._conn.close()
-            except psycopg.Error:
-                pass
-        self._conn = None
+        self.counters["stored"] += written.stored
+        self.counters["duplicates"] += written.duplicates
+        self.counters["quarantined"] += written.quarantined
+        self.counters["statuses"] += written.statuses
 
     # --- decisions ------------------------------------------------------------------
 
@@ -354,7 +262,7 @@ class Collector:
             len(related),
             (time.monotonic() - gathered) * 1000,
         )
-        self._send_receipts(result)
+        self._send_receipts(result.receipted())
         for acked, acked_qos in [*related, (message, qos)]:
             if acked_qos > 0:
                 self.client.ack(acked.mid, acked_qos)
@@ -373,18 +281,10 @@ class Collector:
         if not numbers:
             return []
         wanted = set(numbers)
-
-        def names_container(item: tuple[Message, int]) -> bool:
-            message = item[0]
-            return message.topic.endswith("/events") and not wanted.isdisjoint(
-                mentioned_containers(message.payload)
-            )
-
         with self._writing_done:
             self._writing_done.wait_for(
-                lambda: not any(names_container(item) for item in self._writing), RELATED_BATCH_WAIT_S
+                lambda: wanted.isdisjoint(self._writing_mentions), RELATED_BATCH_WAIT_S
             )
-
         return self.inbox.take_naming(numbers)
 
     def _answer_manual(self, item: Accepted) -> dict[str, Command]:
@@ -468,9 +368,9 @@ class Collector:
                 for site_id, numbers in sorted(by_site.items())
             )
 
-    def _send_receipts(self, result: BatchResult) -> None:
+    def _send_receipts(self, receipts: dict[tuple[str, str], list[int]]) -> None:
         committed_at = datetime.now(UTC).isoformat()
-        for (site_id, device_id), seqs in result.receipted().items():
+        for (site_id, device_id), seqs in receipts.items():
             body = {"device_id": device_id, "seqs": sorted(seqs), "committed_at": committed_at}
             self.client.publish(receipts_topic(site_id, device_id), json.dumps(body), qos=1)
 
@@ -507,7 +407,8 @@ class Collector:
     def start(self) -> None:
         sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
         self.registry.reload()
-        self._writer.start()
+        self.writer.start()
+        self._write_thread.start()
         self._decider.start()
         self._sweeper.start()
         properties = Properties(PacketTypes.CONNECT)
@@ -525,42 +426,13 @@ class Collector:
 
     def stop(self) -> None:
         self.stop_event.set()
-        self._writer.join(timeout=30)
+        self._write_thread.join(timeout=30)
         self._decider.join(timeout=30)
+        self.writer.stop()
         self.client.disconnect()
         self.client.loop_stop()
-        self._drop_connection()
         self._drop_decision_connection()
         logger.info("Collector %s stopped: %s", self.settings.client_id, dict(self.counters))
-
-
-def _lower_thread_priority(increment: int) -> None:
-    """Raise the calling thread's nice value by ``increment`` (Linux: per thread)."""
-    if increment <= 0 or not hasattr(os, "setpriority"):
-        return
-    thread_id = threading.get_native_id()
-    try:
-        current = os.getpriority(os.PRIO_PROCESS, thread_id)
-        os.setpriority(os.PRIO_PROCESS, thread_id, min(19, current + increment))
-    except OSError as exc:
-        logger.warning("Cannot lower the writer thread's priority: %s", exc)
-
-
-def _store_statuses(conn: psycopg.Connection, statuses: list[Message]) -> None:
-    for message in statuses:
-        where = split_topic(message.topic)
-        if where is None:
-            continue
-        try:
-            status = json.loads(message.payload)
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            logger.warning("Status message on %s is not JSON; ignored", message.topic)
-            continue
-        health.check_status(conn, where[0], where[1], status, message.received_at)
-        conn.execute(
-            "UPDATE devices SET status = %s, status_at = %s WHERE device_id = %s AND site_id = %s",
-            (Jsonb(status), message.received_at, where[1], where[0]),
-        )
 
 
 def run(settings: CollectorSettings) -> None:

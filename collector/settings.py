@@ -5,7 +5,6 @@ from datetime import timedelta
 from pydantic import Field
 
 from collector.correlation.rules import RuleSettings
-
 from kouan.settings import CommonSettings
 
 
@@ -97,11 +96,12 @@ class CollectorSettings(CommonSettings):
         description="Seconds a gate decision stays valid; the lane never acts on it later",
     )
     writer_nice: int = Field(
-        default=0,
+        default=10,
         ge=0,
         le=19,
-        description="Nice increment of the batch writer thread, so that gate decisions, the API "
-        "and the database's other work get the CPU first when ingest saturates it",
+        description="Nice increment of the batch writer process, so that gate decisions, the API "
+        "and the database get the CPU first when ingest saturates it; the broker and the edge "
+        "outboxes hold the backlog meanwhile",
     )
     decision_queue_max: int = Field(
         default=1_000,

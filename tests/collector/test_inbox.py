@@ -12,7 +12,8 @@ from collector.ingest import Message
 
 def item(mid: int, payload: dict | bytes, topic: str = "kouan/v1/S/D/events") -> tuple[Message, int]:
     raw = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-    return Message(topic, raw, mid, datetime.now(UTC)), 1
+    mentions = mentioned_containers(raw) if topic.endswith("/events") else frozenset()
+    return Message(topic, raw, mid, datetime.now(UTC), mentions), 1
 
 
 def seal_report(number: str) -> dict:
@@ -42,7 +43,7 @@ def test_take_naming_keeps_arrival_order_and_the_rest_queued():
     assert [message.mid for message, _ in taken] == [2, 4]
     assert [inbox.get_nowait()[0].mid for _ in range(inbox.qsize())] == [1, 3, 5]
     assert inbox.take_naming(["TCNU7200794"]) == []
-    assert inbox._by_container == {} and inbox._mentions == {}
+    assert inbox._by_container == {}
 
 
 def test_take_naming_frees_room_for_a_blocked_producer():

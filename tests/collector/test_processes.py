@@ -6,7 +6,7 @@ import os
 import re
 import signal
 
-from tests.conftest import passage, signed_event, stored_count, wait_for
+from tests.conftest import passage, signed_event, start_collector, stored_count, wait_for
 
 
 def started_pids(log: str) -> dict[str, list[int]]:
@@ -74,3 +74,38 @@ def test_processes_share_the_load_and_restart(stack, db, site_id, make_device, p
     assert supervisor.wait(timeout=45) == 0
     assert not any(alive(pid) for pid in children)
     assert "Collector processes stopped" in log()
+
+
+def test_writer_process_killed_mid_stream_loses_nothing(
+    stack, db, site_id, make_device, processes, raw_publisher
+):
+    lane = make_device(site_id, "IN01")
+    collector = start_collector(processes, site_id, 1)
+
+    def log() -> str:
+        return collector.log_path.read_text()  # type: ignore[attr-defined]
+
+    def writer_pids() -> list[int]:
+        return [int(pid) for pid in re.findall(r"Batch writer process started \(pid (\d+)\)", log())]
+
+    wait_for(writer_pids, timeout=20)
+    publisher = raw_publisher(lane)
+    topic = f"kouan/v1/{site_id}/{lane.device_id}/events"
+
+    def publish(seqs: range) -> None:
+        for seq in seqs:
+            event = signed_event(lane, stack.home, seq, passage("CSQU3054383", passage_id=f"P{seq}"))
+            publisher.publish(topic, event)
+
+    publish(range(1, 201))
+    os.kill(writer_pids()[0], signal.SIGKILL)
+    publish(range(201, 401))
+    wait_for(lambda: stored_count(db, lane.device_id) == 400, timeout=60)
+
+    (distinct,) = db.execute(
+        "SELECT count(DISTINCT seq) FROM events WHERE device_id = %s", (lane.device_id,)
+    ).fetchone()
+    assert distinct == 400
+    assert len(writer_pids()) == 2
+    assert "Batch writer process died" in log()
+    assert alive(writer_pids()[1]) and not alive(writer_pids()[0])
