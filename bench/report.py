@@ -284,7 +284,7 @@ def _usage_lines(results: dict[str, Any]) -> list[str]:
 
 
 def summarise_profile(path: Path, top: int = 18) -> dict[str, Any] | None:
-    """Return the writer thread's sample count and its busiest Kouan functions from py-spy output.
+    """Return the writer processes' sample count and their busiest Kouan functions from py-spy output.
 
     ``path`` contains collapsed stacks (``py-spy record --format raw``): one line per
     distinct stack, frames separated by ``;`` and the sample count last. A
@@ -296,7 +296,7 @@ def summarise_profile(path: Path, top: int = 18) -> dict[str, Any] | None:
     total = 0
     for line in path.read_text().splitlines():
         stack, _, count_text = line.rpartition(" ")
-        if "_write_loop" not in stack or not count_text.isdigit():
+        if "_writer_main" not in stack or not count_text.isdigit():
             continue
         count = int(count_text)
         total += count
@@ -321,7 +321,7 @@ def _without_line(frame: str) -> str:
 
 def _profile_lines(profile: dict[str, Any]) -> list[str]:
     lines = [
-        f"py-spy, 200 samples/s, {profile['samples']:,} samples of the collector's writer thread; "
+        f"py-spy, 200 samples/s, {profile['samples']:,} samples of the collectors' writer processes; "
         "share of samples with the function anywhere on the stack (the rows nest). "
         + profile.get("source", ""),
         "",
