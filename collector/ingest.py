@@ -1,7 +1,7 @@
 """Turn one MQTT message into an accepted event or a quarantine record.
 
 Nothing here touches the database: the device registry is passed in, so the checks
-are easy to test and the writer thread stays the only place that does I/O.
+are easy to test and the callers (the writer process, the decision thread) do the I/O.
 """
 
 from __future__ import annotations

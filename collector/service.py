@@ -52,8 +52,9 @@ DWELL_SWEEP_LOCK_KEY = 0x6B6F75616E03
 # Open visits re-evaluated per sweep transaction at most.
 DWELL_SWEEP_BATCH = 500
 # The decision thread needs the GIL back after each of its ~15 database round trips.
-# With CPython's default 5 ms switch interval, a busy writer thread could hold it
-# for 5 ms each time, far beyond a decision's 20 ms budget; 0.5 ms bounds that wait.
+# With CPython's default 5 ms switch interval, the busy MQTT network thread or batch
+# thread could hold it for 5 ms each time, far beyond a decision's 20 ms budget;
+# 0.5 ms bounds that wait.
 GIL_SWITCH_INTERVAL_S = 0.0005
 
 

@@ -1,7 +1,7 @@
 """Run several collector processes side by side and restart any that dies.
 
-One collector process keeps one core busy: its writer thread parses, verifies,
-stores and correlates under Python's GIL. More processes in the same shared
+One collector process keeps one core busy: its writer process parses, verifies,
+stores and correlates, one batch at a time. More processes in the same shared
 subscription group share the broker's messages, and the database serialises what
 they change together (advisory locks per container), so a machine with more cores
 runs one collector per core.
