@@ -246,10 +246,13 @@ def _probe_lines(results: dict[str, Any]) -> str:
     rest = results["kouan"]["decisions_at_rest"]
     loaded = _step(results, LOADED_STEP) or {}
     parts = ["| probe | p50 (ms) | p99 (ms) | max (ms) | answered |", "|---|---|---|---|---|"]
-    for label, probe in (
-        ("gate decision round trip at rest", rest),
-        ("gate decision round trip under 5,000 events/s", loaded.get("decisions")),
-    ):
+    probes = [("gate decision round trip at rest", rest)]
+    for step in results["kouan"]["steps"]:
+        if step.get("decisions") and step.get("target_rate"):
+            probes.append(
+                (f"gate decision round trip under {step['target_rate']:,.0f} events/s", step["decisions"])
+            )
+    for label, probe in probes:
         if probe:
             parts.append(
                 _row(

@@ -407,17 +407,18 @@ def run_kouan(
     for rate in options.rates:
         phase = Phase(f"{rate} events/s", plan(rate, int(rate * options.step_s)))
         console.print(f"Kouan at {rate:,} events/s for {options.step_s:.0f} s ({phase.plan.total:,} events)")
+        # Decisions are probed at every rate, status queries at the loaded one.
         loaded = rate == LOADED_RATE
         if loaded:
             queries = status_query_driver(
                 f"http://127.0.0.1:{api_port}", query_numbers, STATUS_QUERY_RATE, headers
             ).start()
-            prober = decision_prober(probe, first_seq=decision_seq).start()
+        prober = decision_prober(probe, first_seq=decision_seq).start()
         sampler.begin(f"kouan {rate}/s")
         phase.log = run_load(phase.plan)
+        phase.extra["decisions"] = prober.finish()
+        decision_seq = phase.extra["decisions"]["next_seq"]
         if loaded:
-            phase.extra["decisions"] = prober.finish()
-            decision_seq = phase.extra["decisions"]["next_seq"]
             phase.extra["queries"] = queries.finish()
         _finish_phase(bench, phase, DRAIN_CAP_S, options.collectors)
         sampler.end()

@@ -254,10 +254,16 @@ class Collector:
 
         already_sent = {command.command_id for command in preset.values()}
         self._publish_commands([item for item in result.commands if item[1].command_id not in already_sent])
+        transit_ms = (
+            (message.received_at - outcome.envelope.sent_at).total_seconds() * 1000
+            if isinstance(outcome, Accepted)
+            else float("nan")
+        )
         logger.info(
-            "Passage on %s: %.1f ms queued in the collector, %.1f ms gathering %d related events, "
-            "%.1f ms storing and deciding",
+            "Passage on %s: %.1f ms from the lane's sent_at to receipt, %.1f ms queued in the collector, "
+            "%.1f ms gathering %d related events, %.1f ms storing and deciding",
             message.topic,
+            transit_ms,
             queued_ms,
             (gathered - began) * 1000,
             len(related),
