@@ -20,7 +20,7 @@ demo: setup
 test: setup
 	$(VENV)/bin/pytest
 
-# Private stack, baselines and Kouan under load; about 10 minutes on 2 cores.
+# Private stack, baselines and Kouan under load; about 5 minutes on 2 cores.
 # Pass options in BENCH_ARGS, e.g. `make bench BENCH_ARGS=--with-100m`.
 bench: setup
 	$(VENV)/bin/pip install --quiet -e '.[bench]'

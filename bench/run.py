@@ -99,7 +99,7 @@ def parse_options(argv: list[str] | None) -> Options:
         help="Collector processes (kouan collector --processes); default one per core",
     )
     parser.add_argument("--sizes", default="1M,10M", help="Events-table sizes for timeline queries")
-    parser.add_argument("--with-100m", action="store_true", help="Also fill to 100 M rows (about 20 minutes)")
+    parser.add_argument("--with-100m", action="store_true", help="Also fill to 100 M rows (about 30 minutes more)")
     parser.add_argument("--profile", action="store_true", help="Record a py-spy profile of the collector")
     parser.add_argument("--keep", action="store_true", help="Keep the stack's directory and logs")
     parser.add_argument("--quick", action="store_true", help="Small sizes, for trying the benchmark out")
