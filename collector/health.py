@@ -98,11 +98,13 @@ def check_batch(conn: Connection, result: BatchResult, now: datetime | None = No
     from status messages, whose ``clock`` is read when they are published.
     """
     _raise_security_alerts(conn, result.quarantined)
-    devices = sorted({(item.envelope.site_id, item.envelope.device_id) for item in result.stored})
-    for site_id, device_id in devices:
-        received = max(
-            item.message.received_at for item in result.stored if item.envelope.device_id == device_id
-        )
+    last_received: dict[tuple[str, str], datetime] = {}
+    for item in result.stored:
+        key = (item.envelope.site_id, item.envelope.device_id)
+        received = item.message.received_at
+        if key not in last_received or received > last_received[key]:
+            last_received[key] = received
+    for (site_id, device_id), received in sorted(last_received.items()):
         check_seq(conn, site_id, device_id, now or received)
 
 
