@@ -165,7 +165,10 @@ def check_seq(conn: Connection, site_id: str, device_id: str, now: datetime) -> 
             "UPDATE devices SET contiguous_seq = %s, gap_since = NULL WHERE device_id = %s",
             (contiguous, device_id),
         )
-        clear_alert(conn, "seq_gap", "device", device_id)
+        # seq_gap is raised only while gap_since is set, so without a gap in progress
+        # there is no alert to clear and no statement to send.
+        if gap_since is not None:
+            clear_alert(conn, "seq_gap", "device", device_id)
         return
 
     (next_stored,) = conn.execute(
