@@ -214,7 +214,14 @@ def store_statuses(conn: psycopg.Connection, statuses: list[Message]) -> None:
 
 
 def _writer_main(settings: CollectorSettings, pipe: Pipe, log_level: str) -> None:
-    """Entry point of the writer process: write each batch received, answer with the outcome."""
+    """Entry point of the writer process: write each batch received, answer with the outcome.
+
+    The process leaves the collector's process group first. Ctrl-C or a SIGTERM to the
+    group then reaches only the collector, which finishes its batches through this
+    process and stops it by sending ``None``. If the collector dies, the pipe closes
+    and this process ends after the batch in hand.
+    """
+    os.setsid()
     logging.basicConfig(
         level=log_level, format="%(asctime)s %(levelname)s %(name)s[writer]: %(message)s", force=True
     )
@@ -232,9 +239,11 @@ def _writer_main(settings: CollectorSettings, pipe: Pipe, log_level: str) -> Non
                 return  # the collector is gone
             if batch is None:
                 return
-            pipe.send(writer.write(batch))
-    except KeyboardInterrupt:
-        return  # Ctrl-C reaches the whole process group; the parent stops this process
+            outcome = writer.write(batch)
+            try:
+                pipe.send(outcome)
+            except OSError:
+                return  # the collector is gone; its messages stay unacknowledged
     finally:
         writer.close()
 

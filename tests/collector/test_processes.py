@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import threading
 
 from tests.conftest import passage, signed_event, start_collector, stored_count, wait_for
 
@@ -109,3 +110,36 @@ def test_writer_process_killed_mid_stream_loses_nothing(
     assert len(writer_pids()) == 2
     assert "Batch writer process died" in log()
     assert alive(writer_pids()[1]) and not alive(writer_pids()[0])
+
+
+def test_group_sigterm_stops_collector_and_writer_cleanly(
+    stack, db, site_id, make_device, processes, raw_publisher
+):
+    lane = make_device(site_id, "IN01")
+    collector = start_collector(processes, site_id, 1)
+
+    def log() -> str:
+        return collector.log_path.read_text()  # type: ignore[attr-defined]
+
+    [writer] = [int(pid) for pid in re.findall(r"Batch writer process started \(pid (\d+)\)", log())]
+    publisher = raw_publisher(lane)
+    topic = f"kouan/v1/{site_id}/{lane.device_id}/events"
+    events = [
+        signed_event(lane, stack.home, seq, passage("CSQU3054383", passage_id=f"P{seq}"))
+        for seq in range(1, 2001)
+    ]
+    sending = threading.Thread(
+        target=lambda: [publisher.publish(topic, event) for event in events], daemon=True
+    )
+    sending.start()
+    wait_for(lambda: stored_count(db, lane.device_id) >= 100, timeout=30)
+
+    # What Ctrl-C in a terminal, or a service manager, does: signal the whole group,
+    # here while batches are still being written.
+    os.killpg(collector.pid, signal.SIGTERM)
+
+    assert collector.wait(timeout=45) == 0
+    wait_for(lambda: not alive(writer), timeout=10)
+    assert "Batch writer process died" not in log()
+    assert "stopped" in log().splitlines()[-1]
+    sending.join(timeout=60)
