@@ -2,7 +2,7 @@
 
 Route functions and their dependencies are synchronous and run in the server's
 worker threads, each step of a request in whichever thread is free. A request that
-holds a pooled connection therefore needs a free thread for its next step. If
+has a pooled connection therefore needs a free thread for its next step. If
 every worker thread were blocked waiting for a connection, the requests holding
 the connections could never finish, and every request would wait until the pool
 gave up. To rule that out, a request waits for a connection slot on the event loop,
@@ -23,7 +23,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.errors import ApiError
 
-# How long a request waits for a database connection before it is answered 503.
+# How long a request waits for a database connection before the API responds with 503.
 CONNECTION_WAIT_S = 10.0
 
 
@@ -49,7 +49,7 @@ async def connection(request: Request) -> AsyncIterator[Connection]:
     try:
         try:
             # A slot guarantees a free connection unless a route outside this
-            # dependency (health, metrics) holds one for a moment.
+            # dependency (health, metrics) is using one for a moment.
             conn = await run_in_threadpool(pool.getconn, CONNECTION_WAIT_S)
         except PoolTimeout as exc:
             raise DatabaseBusy() from exc

@@ -101,7 +101,7 @@ class BenchStack:
     ) -> None:
         """Start a process in its own session with its output in the stack's log directory.
 
-        With ``ready_text``, wait until the log holds it ``ready_count`` times.
+        With ``ready_text``, wait until the log contains it ``ready_count`` times.
         """
         log_path = self.home / "log" / f"{name}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)

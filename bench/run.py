@@ -99,8 +99,12 @@ def parse_options(argv: list[str] | None) -> Options:
         help="Collector processes (kouan collector --processes); default one per core",
     )
     parser.add_argument("--sizes", default="1M,10M", help="Events-table sizes for timeline queries")
-    parser.add_argument("--with-100m", action="store_true", help="Also fill to 100 M rows (about 30 minutes more)")
-    parser.add_argument("--profile", action="store_true", help="Record a py-spy profile of the collector")
+    parser.add_argument(
+        "--with-100m", action="store_true", help="Also fill to 100 M rows (about 30 minutes more)"
+    )
+    parser.add_argument(
+        "--profile", action="store_true", help="Record a py-spy profile of the collectors' writer processes"
+    )
     parser.add_argument("--keep", action="store_true", help="Keep the stack's directory and logs")
     parser.add_argument("--quick", action="store_true", help="Small sizes, for trying the benchmark out")
     parser.add_argument("--results", type=Path, default=Path("docs/bench/results.json"))
@@ -445,7 +449,7 @@ def _start_collector(bench: BenchStack, processes: int) -> None:
 
 
 def _collector_client_ids(processes: int) -> list[str]:
-    """The MQTT client ids of ``kouan collector --processes N`` (one process keeps its own)."""
+    """Return the MQTT client ids of ``kouan collector --processes N`` (one process keeps its own)."""
     if processes == 1:
         return [COLLECTOR_CLIENT_ID]
     return [f"{COLLECTOR_CLIENT_ID}-{index}" for index in range(1, processes + 1)]

@@ -1,6 +1,6 @@
 """The collector's bounded inbox, indexed by the container numbers each message mentions.
 
-An exit passage that asks for a decision must be decided together with the events
+An exit passage that requests a decision must be decided together with the events
 about its containers that arrived before it and still wait here (an e-seal reported
 tampered, a scan result). Under load the inbox holds tens of thousands of messages,
 and searching every payload for each decision took up to 170 ms of the decision's
@@ -13,7 +13,6 @@ from __future__ import annotations
 import queue
 import re
 from collections import deque
-from typing import Any
 
 from collector.ingest import Message
 
@@ -71,10 +70,9 @@ class IndexedInbox(queue.Queue[Item]):
                     found[id(item)] = item
             if not found:
                 return []
-            taken = [item for item in self.queue if id(item) in found]
-            remaining: deque[Any] = deque(item for item in self.queue if id(item) not in found)
-            self.queue = remaining
-            for item in taken:
+            related = [item for item in self.queue if id(item) in found]
+            self.queue = deque(item for item in self.queue if id(item) not in found)
+            for item in related:
                 self._forget(item)
             self.not_full.notify_all()
-            return taken
+            return related

@@ -30,8 +30,8 @@ from collector.inbox import IndexedInbox, mentioned_containers
 from collector.ingest import Accepted, Message, Rejected, inspect
 from collector.registry import DatabaseRegistry
 from collector.settings import CollectorSettings
-from collector.store import BatchResult, write_batch
-from collector.writer import WriterProcess, policy_of
+from collector.store import write_batch
+from collector.writer import WriterProcess, WrittenBatch, log_outcome, policy_of
 from kouan.contract import TOPIC_ROOT, Command, commands_topic, receipts_topic
 
 logger = logging.getLogger(__name__)
@@ -194,10 +194,7 @@ class Collector:
         for message, qos in batch:
             if qos > 0:
                 self.client.ack(message.mid, qos)
-        self.counters["stored"] += written.stored
-        self.counters["duplicates"] += written.duplicates
-        self.counters["quarantined"] += written.quarantined
-        self.counters["statuses"] += written.statuses
+        self._count(written)
 
     # --- decisions ------------------------------------------------------------------
 
@@ -273,24 +270,25 @@ class Collector:
         for acked, acked_qos in [*related, (message, qos)]:
             if acked_qos > 0:
                 self.client.ack(acked.mid, acked_qos)
-        self._count(result, 0)
+        log_outcome(result)
+        self._count(WrittenBatch.of(result, 0))
 
     def _take_related(self, numbers: list[str]) -> list[tuple[Message, int]]:
         """Take the queued events that name any of these containers, to store them first.
 
         An e-seal report or scan result received just before an exit passage may still
-        wait in the ingest inbox, or in the batch being written, when the passage asks
-        for its decision. Deciding without it could release a container whose seal was
+        wait in the ingest inbox, or in the batch being written, when the passage requests
+        its decision. Deciding without it could release a container whose seal was
         reported tampered. Events from the inbox are moved into the decision's own
         transaction; a batch in progress that names the containers is waited for (at
         most ``RELATED_BATCH_WAIT_S``). Other traffic is never waited for.
         """
         if not numbers:
             return []
-        wanted = set(numbers)
+        requested = set(numbers)
         with self._writing_done:
             self._writing_done.wait_for(
-                lambda: wanted.isdisjoint(self._writing_mentions), RELATED_BATCH_WAIT_S
+                lambda: requested.isdisjoint(self._writing_mentions), RELATED_BATCH_WAIT_S
             )
         return self.inbox.take_naming(numbers)
 
@@ -381,23 +379,11 @@ class Collector:
             body = {"device_id": device_id, "seqs": sorted(seqs), "committed_at": committed_at}
             self.client.publish(receipts_topic(site_id, device_id), json.dumps(body), qos=1)
 
-    def _count(self, result: BatchResult, statuses: int) -> None:
-        self.counters["stored"] += len(result.stored)
-        self.counters["duplicates"] += len(result.duplicates)
-        self.counters["quarantined"] += len(result.quarantined)
-        self.counters["statuses"] += statuses
-        for item in result.quarantined:
-            logger.warning(
-                "Quarantined message on %s: %s (%s)", item.message.topic, item.reason_code, item.reason[:200]
-            )
-        if logger.isEnabledFor(logging.DEBUG):
-            logger.debug(
-                "Batch: %d stored, %d duplicates, %d quarantined, %d visits",
-                len(result.stored),
-                len(result.duplicates),
-                len(result.quarantined),
-                result.visits_written,
-            )
+    def _count(self, written: WrittenBatch) -> None:
+        self.counters["stored"] += written.stored
+        self.counters["duplicates"] += written.duplicates
+        self.counters["quarantined"] += written.quarantined
+        self.counters["statuses"] += written.statuses
 
     def _log_stats(self) -> None:
         if self.counters:

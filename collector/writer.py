@@ -4,13 +4,13 @@ Inspecting and storing a batch (JSON, Ed25519, pydantic, COPY, correlation) is
 CPU-bound Python. Run as a thread of the collector process, it held the GIL that
 the exit-passage decisions and the MQTT network thread also need, and under full
 ingest a decision waited hundreds of milliseconds for it. In a child process it
-competes only for the CPU, and it lowers its own scheduling priority
-(``KOUAN_WRITER_NICE``) so that decisions, the API and the database come first when
-the cores are saturated; the broker and the edge outboxes absorb the backlog.
+competes only for the CPU. It also lowers its own scheduling priority
+(``KOUAN_WRITER_NICE``), so that decisions, the API and the database come first when
+the cores are saturated, while the broker and the edge outboxes absorb the backlog.
 
-The parent sends a batch of received messages and gets back what to publish and
+The parent sends a batch of received messages and receives what to publish and
 acknowledge once the transaction has committed. Nothing is acknowledged before that
-answer, so a writer that dies mid-batch loses nothing: the parent starts another and
+reply, so a writer that dies mid-batch loses nothing: the parent starts another and
 sends the batch again, and ``event_keys`` makes whatever was committed a no-op.
 """
 
@@ -46,7 +46,7 @@ STOP_TIMEOUT_S = 30.0
 
 @dataclass
 class WrittenBatch:
-    """What the parent publishes and counts after a batch committed."""
+    """Outcome of a committed batch: the commands and receipts to publish, and the counts."""
 
     commands: list[tuple[str, Command]] = field(default_factory=list)
     receipts: dict[tuple[str, str], list[int]] = field(default_factory=dict)
@@ -54,6 +54,33 @@ class WrittenBatch:
     duplicates: int = 0
     quarantined: int = 0
     statuses: int = 0
+
+    @classmethod
+    def of(cls, result: BatchResult, statuses: int) -> WrittenBatch:
+        return cls(
+            commands=result.commands,
+            receipts=dict(result.receipted()),
+            stored=len(result.stored),
+            duplicates=len(result.duplicates),
+            quarantined=len(result.quarantined),
+            statuses=statuses,
+        )
+
+
+def log_outcome(result: BatchResult) -> None:
+    """Log each quarantined message and, at debug level, the batch's counts."""
+    for item in result.quarantined:
+        logger.warning(
+            "Quarantined message on %s: %s (%s)", item.message.topic, item.reason_code, item.reason[:200]
+        )
+    if logger.isEnabledFor(logging.DEBUG):
+        logger.debug(
+            "Batch: %d stored, %d duplicates, %d quarantined, %d visits",
+            len(result.stored),
+            len(result.duplicates),
+            len(result.quarantined),
+            result.visits_written,
+        )
 
 
 class BatchWriter:
@@ -78,26 +105,8 @@ class BatchWriter:
             (accepted if isinstance(outcome, Accepted) else rejected).append(outcome)
 
         result = self._store(accepted, rejected, statuses)
-        for item in result.quarantined:
-            logger.warning(
-                "Quarantined message on %s: %s (%s)", item.message.topic, item.reason_code, item.reason[:200]
-            )
-        if logger.isEnabledFor(logging.DEBUG):
-            logger.debug(
-                "Batch: %d stored, %d duplicates, %d quarantined, %d visits",
-                len(result.stored),
-                len(result.duplicates),
-                len(result.quarantined),
-                result.visits_written,
-            )
-        return WrittenBatch(
-            commands=result.commands,
-            receipts=dict(result.receipted()),
-            stored=len(result.stored),
-            duplicates=len(result.duplicates),
-            quarantined=len(result.quarantined),
-            statuses=len(statuses),
-        )
+        log_outcome(result)
+        return WrittenBatch.of(result, len(statuses))
 
     def _store(
         self, accepted: list[Accepted], rejected: list[Rejected], statuses: list[Message]
@@ -214,7 +223,7 @@ def store_statuses(conn: psycopg.Connection, statuses: list[Message]) -> None:
 
 
 def _writer_main(settings: CollectorSettings, pipe: Pipe, log_level: str) -> None:
-    """Entry point of the writer process: write each batch received, answer with the outcome.
+    """Run the writer process: write each batch received and send back its outcome.
 
     The process leaves the collector's process group first. Ctrl-C or a SIGTERM to the
     group then reaches only the collector, which finishes its batches through this

@@ -1,7 +1,7 @@
 """Load mode: gate events at a steady or stepped rate, with an account of every one sent.
 
-Benchmarks import :func:`run_load` (or :class:`LoadGenerator` to drive the steps
-themselves). Two transports:
+``kouan simulate load`` runs :func:`run_load`; :class:`LoadGenerator` drives the
+steps one by one. Two transports:
 
 - ``direct``: envelopes are built and signed before each step starts and published
   straight to the broker with the device's credentials, QoS 1. This measures the
@@ -10,6 +10,10 @@ themselves). Two transports:
 
 Either way the collector's receipts are counted per ``seq``, so the account records
 what was sent, acknowledged by the broker, and committed by the collector.
+
+NOTE: ``make bench`` does not use this module. It publishes through bench/load.py,
+which signs in worker processes before the clock starts and times every publish;
+this generator runs in one process and records no per-event times.
 """
 
 from __future__ import annotations

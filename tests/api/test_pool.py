@@ -1,4 +1,4 @@
-"""Many concurrent requests against a small connection pool: all answered, none stuck.
+"""Many concurrent requests against a small connection pool: every one gets a response.
 
 Sync routes and their dependencies run in the server's worker threads. Were a
 thread to wait in the pool for a connection, enough waiting requests would occupy

@@ -26,7 +26,7 @@ def test_mentions_normalise_case_and_separators():
     assert mentioned_containers(raw) == {"CSQU3054383", "TCNU7200794"}
 
 
-def test_take_naming_keeps_arrival_order_and_the_rest_queued():
+def test_take_naming_keeps_order():
     inbox = IndexedInbox(10)
     queued = [
         item(1, seal_report("TCNU7200794")),
@@ -38,15 +38,15 @@ def test_take_naming_keeps_arrival_order_and_the_rest_queued():
     for entry in queued:
         inbox.put(entry)
 
-    taken = inbox.take_naming(["CSQU3054383"])
+    related = inbox.take_naming(["CSQU3054383"])
 
-    assert [message.mid for message, _ in taken] == [2, 4]
+    assert [message.mid for message, _ in related] == [2, 4]
     assert [inbox.get_nowait()[0].mid for _ in range(inbox.qsize())] == [1, 3, 5]
     assert inbox.take_naming(["TCNU7200794"]) == []
     assert inbox._by_container == {}
 
 
-def test_take_naming_frees_room_for_a_blocked_producer():
+def test_take_naming_unblocks_producer():
     inbox = IndexedInbox(2)
     inbox.put(item(1, seal_report("CSQU3054383")))
     inbox.put(item(2, seal_report("TCNU7200794")))

@@ -1,13 +1,18 @@
-"""``kouan collector --processes N``: processes side by side, restarted when one dies."""
+"""Collector processes: several side by side, the writer process, restarts and shutdown."""
 
 from __future__ import annotations
 
 import os
 import re
 import signal
+import subprocess
 import threading
 
 from tests.conftest import passage, signed_event, start_collector, stored_count, wait_for
+
+
+def log_of(process: subprocess.Popen[bytes]) -> str:
+    return process.log_path.read_text()  # type: ignore[attr-defined]
 
 
 def started_pids(log: str) -> dict[str, list[int]]:
@@ -18,6 +23,11 @@ def started_pids(log: str) -> dict[str, list[int]]:
     return found
 
 
+def writer_pids(log: str) -> list[int]:
+    """List the pids of the batch writer processes a collector started, in order."""
+    return [int(pid) for pid in re.findall(r"Batch writer process started \(pid (\d+)\)", log)]
+
+
 def alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -26,7 +36,18 @@ def alive(pid: int) -> bool:
     return True
 
 
-def test_processes_share_the_load_and_restart(stack, db, site_id, make_device, processes, raw_publisher):
+def passages(lane, home, seqs: range) -> list[bytes]:  # noqa: ANN001
+    return [signed_event(lane, home, seq, passage("CSQU3054383", passage_id=f"P{seq}")) for seq in seqs]
+
+
+def distinct_seqs(db, device_id: str) -> int:  # noqa: ANN001
+    (count,) = db.execute(
+        "SELECT count(DISTINCT seq) FROM events WHERE device_id = %s", (device_id,)
+    ).fetchone()
+    return int(count)
+
+
+def test_processes_share_load_and_restart(stack, db, site_id, make_device, processes, raw_publisher):
     lane = make_device(site_id, "IN01")
     client_id = f"collector-{site_id}"
     supervisor = processes.start(
@@ -36,110 +57,81 @@ def test_processes_share_the_load_and_restart(stack, db, site_id, make_device, p
         env={"KOUAN_SITE_FILTER": site_id, "KOUAN_SHARE_GROUP": f"g-{site_id}", "KOUAN_CLIENT_ID": client_id},
         log="collector",
     )
-
-    def log() -> str:
-        return supervisor.log_path.read_text()  # type: ignore[attr-defined]
-
-    wait_for(lambda: log().count("subscribed in group") == 2, timeout=30)
-    pids = started_pids(log())
+    wait_for(lambda: log_of(supervisor).count("subscribed in group") == 2, timeout=30)
+    pids = started_pids(log_of(supervisor))
     assert sorted(pids) == [f"{client_id}-1", f"{client_id}-2"]
-    assert f"as {client_id}-1 " in log() and f"as {client_id}-2 " in log()
+    assert f"as {client_id}-1 " in log_of(supervisor)
+    assert f"as {client_id}-2 " in log_of(supervisor)
 
     publisher = raw_publisher(lane)
     topic = f"kouan/v1/{site_id}/{lane.device_id}/events"
-    for seq in range(1, 41):
-        publisher.publish(
-            topic, signed_event(lane, stack.home, seq, passage("CSQU3054383", passage_id=f"P{seq}"))
-        )
+    for event in passages(lane, stack.home, range(1, 41)):
+        publisher.publish(topic, event)
     wait_for(lambda: stored_count(db, lane.device_id) == 40, timeout=30)
 
-    first = pids[f"{client_id}-1"][0]
-    os.kill(first, signal.SIGKILL)
-    wait_for(lambda: len(started_pids(log()).get(f"{client_id}-1", [])) == 2, timeout=20)
-    wait_for(lambda: log().count("subscribed in group") == 3, timeout=30)
-    for seq in range(41, 81):
-        publisher.publish(
-            topic, signed_event(lane, stack.home, seq, passage("CSQU3054383", passage_id=f"P{seq}"))
-        )
+    os.kill(pids[f"{client_id}-1"][0], signal.SIGKILL)
+    wait_for(lambda: len(started_pids(log_of(supervisor)).get(f"{client_id}-1", [])) == 2, timeout=20)
+    wait_for(lambda: log_of(supervisor).count("subscribed in group") == 3, timeout=30)
+    for event in passages(lane, stack.home, range(41, 81)):
+        publisher.publish(topic, event)
     wait_for(lambda: stored_count(db, lane.device_id) == 80, timeout=30)
 
-    (distinct,) = db.execute(
-        "SELECT count(DISTINCT seq) FROM events WHERE device_id = %s", (lane.device_id,)
-    ).fetchone()
-    assert distinct == 80
-    assert "exited with code -9; starting it again" in log()
+    assert distinct_seqs(db, lane.device_id) == 80
+    assert "exited with code -9; starting it again" in log_of(supervisor)
 
-    children = [pids_of[-1] for pids_of in started_pids(log()).values()]
+    children = [pids_of[-1] for pids_of in started_pids(log_of(supervisor)).values()]
     assert all(alive(pid) for pid in children)
     supervisor.send_signal(signal.SIGTERM)
     assert supervisor.wait(timeout=45) == 0
     assert not any(alive(pid) for pid in children)
-    assert "Collector processes stopped" in log()
+    assert "Collector processes stopped" in log_of(supervisor)
 
 
-def test_writer_process_killed_mid_stream_loses_nothing(
-    stack, db, site_id, make_device, processes, raw_publisher
-):
+def test_writer_killed_loses_nothing(stack, db, site_id, make_device, processes, raw_publisher):
     lane = make_device(site_id, "IN01")
     collector = start_collector(processes, site_id, 1)
-
-    def log() -> str:
-        return collector.log_path.read_text()  # type: ignore[attr-defined]
-
-    def writer_pids() -> list[int]:
-        return [int(pid) for pid in re.findall(r"Batch writer process started \(pid (\d+)\)", log())]
-
-    wait_for(writer_pids, timeout=20)
+    wait_for(lambda: writer_pids(log_of(collector)), timeout=20)
     publisher = raw_publisher(lane)
     topic = f"kouan/v1/{site_id}/{lane.device_id}/events"
 
-    def publish(seqs: range) -> None:
-        for seq in seqs:
-            event = signed_event(lane, stack.home, seq, passage("CSQU3054383", passage_id=f"P{seq}"))
-            publisher.publish(topic, event)
-
-    publish(range(1, 201))
-    os.kill(writer_pids()[0], signal.SIGKILL)
-    publish(range(201, 401))
+    for event in passages(lane, stack.home, range(1, 201)):
+        publisher.publish(topic, event)
+    first_writer = writer_pids(log_of(collector))[0]
+    os.kill(first_writer, signal.SIGKILL)
+    for event in passages(lane, stack.home, range(201, 401)):
+        publisher.publish(topic, event)
     wait_for(lambda: stored_count(db, lane.device_id) == 400, timeout=60)
 
-    (distinct,) = db.execute(
-        "SELECT count(DISTINCT seq) FROM events WHERE device_id = %s", (lane.device_id,)
-    ).fetchone()
-    assert distinct == 400
-    assert len(writer_pids()) == 2
-    assert "Batch writer process died" in log()
-    assert alive(writer_pids()[1]) and not alive(writer_pids()[0])
+    assert distinct_seqs(db, lane.device_id) == 400
+    assert "Batch writer process died" in log_of(collector)
+    started = writer_pids(log_of(collector))
+    assert len(started) == 2
+    assert not alive(started[0])
+    assert alive(started[1])
 
 
-def test_group_sigterm_stops_collector_and_writer_cleanly(
-    stack, db, site_id, make_device, processes, raw_publisher
-):
+def test_group_sigterm_stops_cleanly(stack, db, site_id, make_device, processes, raw_publisher):
     lane = make_device(site_id, "IN01")
     collector = start_collector(processes, site_id, 1)
-
-    def log() -> str:
-        return collector.log_path.read_text()  # type: ignore[attr-defined]
-
-    [writer] = [int(pid) for pid in re.findall(r"Batch writer process started \(pid (\d+)\)", log())]
+    [writer] = writer_pids(log_of(collector))
     publisher = raw_publisher(lane)
     topic = f"kouan/v1/{site_id}/{lane.device_id}/events"
-    events = [
-        signed_event(lane, stack.home, seq, passage("CSQU3054383", passage_id=f"P{seq}"))
-        for seq in range(1, 2001)
-    ]
-    sending = threading.Thread(
-        target=lambda: [publisher.publish(topic, event) for event in events], daemon=True
-    )
+    events = passages(lane, stack.home, range(1, 2001))
+
+    def send_all() -> None:
+        for event in events:
+            publisher.publish(topic, event)
+
+    sending = threading.Thread(target=send_all, daemon=True)
     sending.start()
     wait_for(lambda: stored_count(db, lane.device_id) >= 100, timeout=30)
 
-    # What Ctrl-C in a terminal, or a service manager, does: signal the whole group,
-    # here while batches are still being written.
+    # Ctrl-C in a terminal, or a service manager, signals the whole group, here while
+    # batches are still being written.
     os.killpg(collector.pid, signal.SIGTERM)
 
     assert collector.wait(timeout=45) == 0
     wait_for(lambda: not alive(writer), timeout=10)
-    assert "Batch writer process died" not in log()
-    assert "stopped" in log().splitlines()[-1]
+    assert "Batch writer process died" not in log_of(collector)
+    assert "stopped" in log_of(collector).splitlines()[-1]
     sending.join(timeout=60)

@@ -112,8 +112,8 @@ def test_commands_barrier_acts_once_on_valid_only(stack, db, lane_runtime, servi
     for body in (valid, valid, expired, other_lane, other_device, other_container, valid):
         service.send(identity, body)
     # The collector also decides the exit passage and sends its own command, whose
-    # result may be stored before or after these; only the commands of this test
-    # are waited for and counted.
+    # result may be stored before or after these. Only this test's commands are
+    # waited for and counted.
     sent = {body["command_id"] for body in (valid, expired, other_lane, other_device, other_container)}
     wait_for(lambda: sent <= command_results(db, identity.device_id).keys(), timeout=30)
     results = command_results(db, identity.device_id)

@@ -62,7 +62,7 @@ class Burst:
             try:
                 status, body = post_frame(self.port, scan_frame(number), timeout=5)
             except (OSError, http.client.HTTPException):
-                # The agent was killed before answering: the frame counts as not accepted.
+                # The agent was killed before responding, so the frame counts as not accepted.
                 self.failed += 1
                 self._stop.wait(0.05)
                 continue
