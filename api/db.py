@@ -6,8 +6,8 @@ has a pooled connection therefore needs a free thread for its next step. If
 every worker thread were blocked waiting for a connection, the requests holding
 the connections could never finish, and every request would wait until the pool
 gave up. To rule that out, a request waits for a connection slot on the event loop,
-without a thread, and there are exactly as many slots as pooled connections: a
-thread asks the pool only when a connection is free for it.
+without a thread. There are exactly as many slots as pooled connections, so a
+thread requests a connection from the pool only when one is free for it.
 """
 
 from __future__ import annotations

@@ -2,9 +2,9 @@
 
 An exit passage that requests a decision must be decided together with the events
 about its containers that arrived before it and still wait here (an e-seal reported
-tampered, a scan result). Under load the inbox holds tens of thousands of messages,
-and searching every payload for each decision took up to 170 ms of the decision's
-20 ms budget. The index is kept under the queue's own lock as messages come and go,
+tampered, a scan result). Under load the inbox contains tens of thousands of
+messages, and searching every payload for each decision took hundreds of
+milliseconds of the decision's 20 ms budget. The index is kept under the queue's own lock as messages come and go,
 so finding them is a dictionary lookup.
 """
 
