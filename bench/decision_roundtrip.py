@@ -29,7 +29,6 @@ import psycopg
 from paho.mqtt.enums import CallbackAPIVersion
 
 from bench.harness import BenchStack
-from bench.load import LoadPlan, run_load
 from bench.probes import DecisionProbe, decision_prober, percentiles_ms
 from kouan.contract import commands_topic, events_topic
 from kouan.identifiers import iso6346_check_digit
@@ -103,6 +102,8 @@ def report(name: str, result: dict) -> None:
 
 
 def main() -> None:
+    from bench.run import load_generator
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=20.0, help="Length of each phase, in seconds")
     parser.add_argument("--rate", type=float, default=5000.0, help="Background gate-in events per second")
@@ -142,21 +143,22 @@ def main() -> None:
         time.sleep(arguments.seconds)
         at_rest = prober.finish()
 
-        per_device = int(arguments.rate * arguments.seconds / LOAD_DEVICES)
-        plan = LoadPlan(bench.home, bench.stack.mqtt_port, load_devices, 1, per_device, arguments.rate)
+        load = load_generator(bench, LOAD_SITE, load_devices)
         prober = decision_prober(probe, first_seq=at_rest["next_seq"]).start()
-        published = run_load(plan)
+        step = load.run_step(arguments.rate, arguments.seconds)
         under_load = prober.finish()
+        load.close()
         deadline = time.monotonic() + 60
-        while stored_events(bench.stack.database_url, LOAD_SITE) < plan.total and time.monotonic() < deadline:
+        while stored_events(bench.stack.database_url, LOAD_SITE) < step.sent and time.monotonic() < deadline:
             time.sleep(0.5)
 
         print(f"decision round trip, one collector, {LOAD_DEVICES} load devices")
         report("echo baseline, no collector", baseline)
         report("at rest", at_rest)
-        report(f"under {published.offered_rate:,.0f} events/s", under_load)
+        assert step.log is not None
+        report(f"under {step.log.offered_rate:,.0f} events/s", under_load)
         print(
-            f"background events published {plan.total}, "
+            f"background events published {step.sent}, "
             f"stored {stored_events(bench.stack.database_url, LOAD_SITE)}"
         )
     finally:

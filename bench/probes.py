@@ -1,4 +1,4 @@
-"""Probes that run beside the load: receipts, gate decisions, container status queries.
+"""Probes that run beside the load: gate decisions and container status queries.
 
 Each probe runs in its own process so that its timing does not wait on the
 orchestrating process's GIL, and returns plain arrays of Unix timestamps or
@@ -75,55 +75,6 @@ def _service_client(port: int, credentials: tuple[str, str], client_id: str) -> 
     client.username_pw_set(*credentials)
     client.connect("127.0.0.1", port, keepalive=60)
     return client
-
-
-# --- receipts ---------------------------------------------------------------------------
-
-
-def receipt_listener(port: int, credentials: tuple[str, str], site_id: str) -> ProbeProcess:
-    """Record when each (device_id, seq) was first named in a receipt."""
-    return ProbeProcess(_listen_receipts, port, credentials, site_id, name="bench-receipts")
-
-
-def _listen_receipts(
-    port: int, credentials: tuple[str, str], site_id: str, ready: Any, stop: Any, results: Any
-) -> None:
-    first_seen: dict[str, dict[int, float]] = {}
-    repeats = 0
-
-    def on_message(client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
-        nonlocal repeats
-        now = time.time()
-        body = json.loads(message.payload)
-        seen = first_seen.setdefault(body["device_id"], {})
-        for seq in body["seqs"]:
-            if seq in seen:
-                repeats += 1
-            else:
-                seen[seq] = now
-
-    subscribed = mp.Event()
-    client = _service_client(port, credentials, f"bench-receipts-{uuid.uuid4().hex[:8]}")
-    client.on_message = on_message
-    client.on_subscribe = lambda *args: subscribed.set()
-    client.subscribe(f"kouan/v1/{site_id}/+/receipts", qos=0)
-    client.loop_start()
-    subscribed.wait(10)
-    ready.set()
-    stop.wait()
-    client.disconnect()
-    client.loop_stop()
-    results.put({"first_seen": first_seen, "repeats": repeats})
-
-
-def receipt_latencies(receipts: dict[str, Any], devices: list[DeviceIdentity], log: Any) -> np.ndarray:
-    """Return the publish-to-receipt latency (s) of each event of a phase, NaN without receipt."""
-    latencies = np.full(len(log.seq), np.nan)
-    for position, (index, seq) in enumerate(zip(log.device_index, log.seq, strict=True)):
-        seen = receipts["first_seen"].get(devices[index].device_id, {}).get(int(seq))
-        if seen is not None:
-            latencies[position] = seen - log.published_at[position]
-    return latencies
 
 
 # --- gate decisions ---------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Run the benchmark: baselines, Kouan's ingest, decisions, queries, then the report.
 
-Order on one private stack:
+All load comes from the simulator's load mode (``simulators.load``, the engine of
+``kouan simulate load``), on one private stack, in this order:
 
 1. the floor baseline (``mosquitto_sub | psql COPY``) and the naive baseline (paho
    callback, one INSERT per message), each fed the same signed load at full speed;
@@ -32,15 +33,9 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from bench import baselines, decision_roundtrip, timeline
 from bench.harness import BenchError, BenchStack, ResourceSampler, Usage, free_port
-from bench.load import LoadPlan, PublishLog, container_number, run_load, worker_pids
-from bench.probes import (
-    DecisionProbe,
-    decision_prober,
-    percentiles_ms,
-    receipt_latencies,
-    receipt_listener,
-    status_query_driver,
-)
+from bench.probes import DecisionProbe, decision_prober, percentiles_ms, status_query_driver
+from kouan.settings import CommonSettings
+from simulators.load import Burst, LoadGenerator, LoadPlan, StepAccount, container_number, worker_pids
 
 KOUAN_SITE = "BENCH"
 BASELINE_SITE = "BENCHB"
@@ -75,12 +70,16 @@ class Options:
 
 @dataclass
 class Phase:
-    """One load phase of Kouan's collector: its plan, publish log and measurements."""
+    """One load phase of Kouan's collector: the simulator's step account and measurements."""
 
     name: str
-    plan: LoadPlan
-    log: PublishLog | None = None
+    step: StepAccount
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def burst(self) -> Burst:
+        assert self.step.burst is not None
+        return self.step.burst
 
 
 def parse_options(argv: list[str] | None) -> Options:
@@ -195,9 +194,12 @@ def run_all(bench: BenchStack, sampler: ResourceSampler, options: Options) -> di
     [exit_device] = bench.provision_devices(decision_roundtrip.EXIT_SITE, 1, direction="out")
     results: dict[str, Any] = {"usage": {}}
 
-    results["floor"] = run_floor(bench, sampler, options, baseline_devices, first_seq=1)
-    next_seq = 1 + options.baseline_events // options.devices
-    results["naive"] = run_naive(bench, sampler, options, baseline_devices, first_seq=next_seq)
+    baseline_load = load_generator(bench, BASELINE_SITE, baseline_devices)
+    try:
+        results["floor"] = run_floor(bench, sampler, options, baseline_load)
+        results["naive"] = run_naive(bench, sampler, options, baseline_load)
+    finally:
+        baseline_load.close()
     results["kouan"] = run_kouan(bench, sampler, options, kouan_devices, exit_device)
     results["timeline"] = run_timeline(bench, sampler, options)
     results["usage"] = {
@@ -223,28 +225,35 @@ def _usage_dict(usage: Usage) -> dict[str, float]:
 # --- baselines ---------------------------------------------------------------------------
 
 
-def _baseline_plan(bench: BenchStack, options: Options, devices: list[Any], first_seq: int) -> LoadPlan:
-    return LoadPlan(
-        bench.home,
-        bench.stack.mqtt_port,
-        devices,
-        first_seq,
-        options.baseline_events // len(devices),
-        rate=None,
+def load_generator(bench: BenchStack, site_id: str, devices: list[Any]) -> LoadGenerator:
+    """Return the simulator's load generator for devices the benchmark provisioned.
+
+    Container serials start at 0, so the status queries know which numbers exist.
+    """
+    settings = CommonSettings(
+        home=bench.home, mqtt_port=bench.stack.mqtt_port, database_url=bench.stack.database_url
     )
+    plan = LoadPlan(site_id=site_id, devices=len(devices), steps=[], workers=2, serial_offset=0)
+    generator = LoadGenerator(settings, plan, "direct", identities=devices)
+    generator.provision()
+    return generator
+
+
+def _baseline_total(options: Options) -> int:
+    return options.baseline_events // options.devices * options.devices
 
 
 def run_floor(
-    bench: BenchStack, sampler: ResourceSampler, options: Options, devices: list[Any], first_seq: int
+    bench: BenchStack, sampler: ResourceSampler, options: Options, load: LoadGenerator
 ) -> dict[str, Any]:
-    plan = _baseline_plan(bench, options, devices, first_seq)
+    total = _baseline_total(options)
     baselines.create_tables(bench.stack.database_url, NAIVE_TABLE, FLOOR_TABLE)
-    console.print(f"Floor baseline: mosquitto_sub | psql COPY, {plan.total:,} events at full speed")
+    console.print(f"Floor baseline: mosquitto_sub | psql COPY, {total:,} events at full speed")
     process = baselines.start_floor(
         bench.stack.mqtt_port,
         bench.service_credentials(),
         BASELINE_SITE,
-        plan.total,
+        total,
         bench.stack.database_url,
         FLOOR_TABLE,
         bench.home / "log" / "floor.log",
@@ -253,18 +262,19 @@ def run_floor(
     time.sleep(1.0)  # mosquitto_sub connects and subscribes
 
     sampler.begin("floor baseline")
-    log = run_load(plan)
+    step = load.run_full_speed(total)
     done_at = _wait_for_exit(process, timeout_s=120)
     sampler.end()
     bench.processes.pop("floor", None)
 
+    assert step.burst is not None and step.log is not None
     with psycopg.connect(bench.stack.database_url) as conn:
         accounting = _accounting(
             conn,
             f"SELECT line::jsonb->>'device_id', (line::jsonb->>'seq')::bigint FROM {FLOOR_TABLE}",
-            plan,
+            step.burst,
         )
-    return {"events": plan.total, "rate": _rate(plan.total, log.started_at, done_at), **accounting}
+    return {"events": total, "rate": _rate(total, step.log.started_at, done_at), **accounting}
 
 
 def _wait_for_exit(process: subprocess.Popen[bytes], timeout_s: float) -> float:
@@ -280,33 +290,34 @@ def _wait_for_exit(process: subprocess.Popen[bytes], timeout_s: float) -> float:
 
 
 def run_naive(
-    bench: BenchStack, sampler: ResourceSampler, options: Options, devices: list[Any], first_seq: int
+    bench: BenchStack, sampler: ResourceSampler, options: Options, load: LoadGenerator
 ) -> dict[str, Any]:
-    plan = _baseline_plan(bench, options, devices, first_seq)
-    console.print(f"Naive baseline: paho callback, one INSERT per message, {plan.total:,} events")
+    total = _baseline_total(options)
+    console.print(f"Naive baseline: paho callback, one INSERT per message, {total:,} events")
     bench.spawn(
         "naive",
         [sys.executable, "-m", "bench.baselines", "naive", BASELINE_SITE, NAIVE_TABLE],
         ready_text=b"subscribed",
     )
     sampler.begin("naive baseline")
-    log = run_load(plan)
+    step = load.run_full_speed(total)
+    assert step.burst is not None and step.log is not None
     with psycopg.connect(bench.stack.database_url, autocommit=True) as conn:
         stored = _wait_for_rows(
-            conn, f"SELECT count(*) FROM {NAIVE_TABLE}", plan.total, log.finished_at + DRAIN_CAP_S
+            conn, f"SELECT count(*) FROM {NAIVE_TABLE}", total, step.log.finished_at + DRAIN_CAP_S
         )
         sampler.end()
         bench.stop("naive")
         done_at = conn.execute(f"SELECT extract(epoch FROM max(stored_at)) FROM {NAIVE_TABLE}").fetchone()[0]
-        accounting = _accounting(conn, f"SELECT device_id, seq FROM {NAIVE_TABLE}", plan)
-    drained = stored >= plan.total
+        accounting = _accounting(conn, f"SELECT device_id, seq FROM {NAIVE_TABLE}", step.burst)
+    drained = stored >= total
     if not drained:
         console.print(
-            f"[yellow]Naive baseline: {stored:,} of {plan.total:,} stored {DRAIN_CAP_S:.0f} s after the load"
+            f"[yellow]Naive baseline: {stored:,} of {total:,} stored {DRAIN_CAP_S:.0f} s after the load"
         )
     return {
-        "events": plan.total,
-        "rate": _rate(stored, log.started_at, float(done_at)),
+        "events": total,
+        "rate": _rate(stored, step.log.started_at, float(done_at)),
         "drained": drained,
         **accounting,
     }
@@ -321,21 +332,25 @@ def _wait_for_rows(conn: psycopg.Connection, count_sql: str, expected: int, dead
         time.sleep(0.25)
 
 
-def _accounting(conn: psycopg.Connection, rows_sql: str, plan: LoadPlan) -> dict[str, int]:
-    """Count lost and duplicated (device_id, seq) of a plan among the rows of ``rows_sql``."""
-    device_ids = [device.device_id for device in plan.devices]
-    last_seq = plan.first_seq + plan.count - 1
+# Rows whose (device_id, seq) fall in a burst's seq ranges, given as three arrays.
+IN_BURST = """
+    JOIN unnest(%s::text[], %s::bigint[], %s::bigint[]) AS burst(device_id, first_seq, last_seq)
+      ON r.device_id = burst.device_id AND r.seq BETWEEN burst.first_seq AND burst.last_seq
+"""
+
+
+def _accounting(conn: psycopg.Connection, rows_sql: str, burst: Burst) -> dict[str, int]:
+    """Count lost and duplicated (device_id, seq) of a burst among the rows of ``rows_sql``."""
     row = conn.execute(
         f"""
-        WITH rows AS ({rows_sql}), mine AS (
-            SELECT * FROM rows AS r(device_id, seq)
-            WHERE device_id = ANY(%s) AND seq BETWEEN %s AND %s)
-        SELECT count(*), count(DISTINCT (device_id, seq)) FROM mine
+        WITH rows AS ({rows_sql})
+        SELECT count(*), count(DISTINCT (r.device_id, r.seq))
+        FROM rows AS r(device_id, seq) {IN_BURST}
         """,
-        (device_ids, plan.first_seq, last_seq),
+        burst.seq_ranges(),
     ).fetchone()
     stored, distinct = int(row[0]), int(row[1])
-    return {"stored": stored, "lost": plan.total - distinct, "duplicates": stored - distinct}
+    return {"stored": stored, "lost": burst.total - distinct, "duplicates": stored - distinct}
 
 
 def _rate(events: int, started_at: float, done_at: float) -> float:
@@ -362,27 +377,37 @@ def run_kouan(
         KOUAN_RATE_LIMIT_PER_MINUTE=str(int(STATUS_QUERY_RATE * 60 * 2)),
     )
     headers = _api_headers(bench)
-    receipts = receipt_listener(bench.stack.mqtt_port, bench.service_credentials(), "+").start()
+    load = load_generator(bench, KOUAN_SITE, devices)
+    try:
+        phases, at_rest = _kouan_phases(bench, sampler, options, load, exit_device, api_port, headers)
+        bench.stop("api")
+        bench.stop("collector")
+        return _kouan_results(bench, load, phases, at_rest)
+    finally:
+        load.close()
 
+
+def _kouan_phases(
+    bench: BenchStack,
+    sampler: ResourceSampler,
+    options: Options,
+    load: LoadGenerator,
+    exit_device: Any,
+    api_port: int,
+    headers: dict[str, str],
+) -> tuple[list[Phase], dict[str, Any]]:
+    devices = load.identities
     phases: list[Phase] = []
-    next_seq = 1
-
-    def plan(rate: float | None, events: int) -> LoadPlan:
-        nonlocal next_seq
-        count = max(1, events // len(devices))
-        made = LoadPlan(bench.home, bench.stack.mqtt_port, devices, next_seq, count, rate)
-        next_seq += count
-        return made
 
     # Warm-up at full speed doubles as calibration: the full-speed run is sized so
     # that it drains within FULL_SPEED_TARGET_S even when the collector is slow.
-    warm = Phase("warm-up", plan(None, WARM_UP_EVENTS))
-    warm.log = run_load(warm.plan)
+    warm = Phase("warm-up", load.run_full_speed(WARM_UP_EVENTS))
     phases.append(warm)
-    warm_s = _drain(bench, warm.plan, DRAIN_CAP_S) - warm.log.started_at
-    capacity = warm.plan.total / warm_s
+    assert warm.step.log is not None
+    warm_s = _drain(bench, warm.burst, DRAIN_CAP_S) - warm.step.log.started_at
+    capacity = warm.burst.total / warm_s
     console.print(
-        f"Warm-up: {warm.plan.total:,} events committed in {warm_s:.1f} s ({capacity:,.0f} events/s)"
+        f"Warm-up: {warm.burst.total:,} events committed in {warm_s:.1f} s ({capacity:,.0f} events/s)"
     )
 
     probe_numbers = decision_roundtrip.probe_containers()
@@ -397,11 +422,10 @@ def run_kouan(
     decision_seq = at_rest["next_seq"]
 
     full_events = int(min(options.full_speed_events, max(WARM_UP_EVENTS, capacity * FULL_SPEED_TARGET_S)))
-    full = Phase("full speed", plan(None, full_events))
-    console.print(f"Kouan at full speed: {full.plan.total:,} events")
+    console.print(f"Kouan at full speed: {full_events // len(devices) * len(devices):,} events")
     profiler = _start_profiler(bench, options)
     sampler.begin("kouan full speed")
-    full.log = run_load(full.plan)
+    full = Phase("full speed", load.run_full_speed(full_events))
     _finish_phase(bench, full, DRAIN_CAP_S + FULL_SPEED_TARGET_S, options.collectors)
     sampler.end()
     if profiler is not None:
@@ -409,8 +433,7 @@ def run_kouan(
     phases.append(full)
 
     for rate in options.rates:
-        phase = Phase(f"{rate} events/s", plan(rate, int(rate * options.step_s)))
-        console.print(f"Kouan at {rate:,} events/s for {options.step_s:.0f} s ({phase.plan.total:,} events)")
+        console.print(f"Kouan at {rate:,} events/s for {options.step_s:.0f} s")
         # Decisions are probed at every rate, status queries at the loaded one.
         loaded = rate == LOADED_RATE
         if loaded:
@@ -419,7 +442,7 @@ def run_kouan(
             ).start()
         prober = decision_prober(probe, first_seq=decision_seq).start()
         sampler.begin(f"kouan {rate}/s")
-        phase.log = run_load(phase.plan)
+        phase = Phase(f"{rate} events/s", load.run_step(rate, options.step_s))
         phase.extra["decisions"] = prober.finish()
         decision_seq = phase.extra["decisions"]["next_seq"]
         if loaded:
@@ -427,11 +450,7 @@ def run_kouan(
         _finish_phase(bench, phase, DRAIN_CAP_S, options.collectors)
         sampler.end()
         phases.append(phase)
-
-    receipt_times = receipts.finish()
-    bench.stop("api")
-    bench.stop("collector")
-    return _kouan_results(bench, phases, receipt_times, at_rest)
+    return phases, at_rest
 
 
 def _start_collector(bench: BenchStack, processes: int) -> None:
@@ -463,18 +482,17 @@ def _finish_phase(bench: BenchStack, phase: Phase, cap_s: float, processes: int)
     clearing its MQTT session; the phase records how many events it held, and
     those events count as not committed (an edge agent would send them again).
     """
-    assert phase.log is not None
-    committed = _committed(bench, phase.plan)
+    committed = _committed(bench, phase.burst)
     deadline = time.monotonic() + cap_s
-    while committed < phase.plan.total and time.monotonic() < deadline:
+    while committed < phase.burst.total and time.monotonic() < deadline:
         time.sleep(0.25)
-        committed = _committed(bench, phase.plan)
+        committed = _committed(bench, phase.burst)
     phase.extra["committed_within_cap"] = committed
-    if committed >= phase.plan.total:
+    if committed >= phase.burst.total:
         return
 
     console.print(
-        f"[yellow]{phase.name}: {phase.plan.total - committed:,} events still queued after {cap_s:.0f} s; "
+        f"[yellow]{phase.name}: {phase.burst.total - committed:,} events still queued after {cap_s:.0f} s; "
         "dropping the backlog"
     )
     bench.kill("collector")
@@ -501,12 +519,9 @@ def _clear_session(bench: BenchStack, client_id: str) -> None:
     client.loop_stop()
 
 
-def _committed(bench: BenchStack, plan: LoadPlan) -> int:
+def _committed(bench: BenchStack, burst: Burst) -> int:
     with psycopg.connect(bench.stack.database_url, autocommit=True) as conn:
-        row = conn.execute(
-            "SELECT count(*) FROM event_keys WHERE device_id = ANY(%s) AND seq BETWEEN %s AND %s",
-            ([device.device_id for device in plan.devices], plan.first_seq, plan.first_seq + plan.count - 1),
-        ).fetchone()
+        row = conn.execute(f"SELECT count(*) FROM event_keys AS r {IN_BURST}", burst.seq_ranges()).fetchone()
     return int(row[0])
 
 
@@ -522,10 +537,10 @@ def _api_headers(bench: BenchStack) -> dict[str, str]:
     return {"X-API-Key": key}
 
 
-def _drain(bench: BenchStack, plan: LoadPlan, cap_s: float) -> float:
-    """Wait until the plan's events are committed or ``cap_s`` passes; return the time."""
+def _drain(bench: BenchStack, burst: Burst, cap_s: float) -> float:
+    """Wait until the burst's events are committed or ``cap_s`` passes; return the time."""
     deadline = time.monotonic() + cap_s
-    while _committed(bench, plan) < plan.total and time.monotonic() < deadline:
+    while _committed(bench, burst) < burst.total and time.monotonic() < deadline:
         time.sleep(0.1)
     return time.time()
 
@@ -559,29 +574,33 @@ def _start_profiler(bench: BenchStack, options: Options) -> subprocess.Popen[byt
 
 
 def _kouan_results(
-    bench: BenchStack, phases: list[Phase], receipt_times: dict[str, Any], at_rest: dict[str, Any]
+    bench: BenchStack, load: LoadGenerator, phases: list[Phase], at_rest: dict[str, Any]
 ) -> dict[str, Any]:
-    out: dict[str, Any] = {"steps": [], "receipt_repeats": receipt_times["repeats"]}
+    assert load.receipts is not None
+    out: dict[str, Any] = {"steps": [], "receipt_repeats": load.receipts.repeats}
     with psycopg.connect(bench.stack.database_url) as conn:
         for phase in phases:
-            assert phase.log is not None
-            latencies = receipt_latencies(receipt_times, list(phase.plan.devices), phase.log)
+            log = phase.step.log
+            assert log is not None
+            latencies = np.array(
+                [np.nan if value is None else value for value in load.receipt_latencies(phase.step)]
+            )
             receipted = ~np.isnan(latencies)
             accounting = _accounting(
-                conn, f"SELECT device_id, seq FROM events WHERE site_id = '{KOUAN_SITE}'", phase.plan
+                conn, f"SELECT device_id, seq FROM events WHERE site_id = '{KOUAN_SITE}'", phase.burst
             )
-            committed_at = phase.log.published_at[receipted] + latencies[receipted]
+            committed_at = np.asarray(log.published_at)[receipted] + latencies[receipted]
             finished = float(committed_at.max()) if len(committed_at) else float("nan")
             step = {
                 "name": phase.name,
-                "target_rate": phase.plan.rate,
-                "events": phase.plan.total,
-                "offered_rate": phase.log.offered_rate,
-                "sustained_rate": _rate(int(receipted.sum()), phase.log.started_at, finished),
+                "target_rate": phase.burst.rate,
+                "events": phase.burst.total,
+                "offered_rate": log.offered_rate,
+                "sustained_rate": _rate(int(receipted.sum()), log.started_at, finished),
                 "latency": percentiles_ms(latencies[receipted]),
                 "unreceipted": int((~receipted).sum()),
-                "backlog_dropped": phase.plan.total
-                - phase.extra.get("committed_within_cap", phase.plan.total),
+                "backlog_dropped": phase.burst.total
+                - phase.extra.get("committed_within_cap", phase.burst.total),
                 **accounting,
             }
             if "queries" in phase.extra:

@@ -129,19 +129,35 @@ def load(
         list[float] | None, typer.Option(help="Events/s; repeat for steps, e.g. --rate 1000 --rate 5000")
     ] = None,
     step_seconds: Annotated[float, typer.Option(help="Seconds each rate step lasts")] = 10.0,
+    full_speed_events: Annotated[
+        int, typer.Option(help="After the steps, send this many events as fast as possible (direct only)")
+    ] = 0,
+    workers: Annotated[int, typer.Option(help="Processes that sign and publish (direct only)")] = 2,
     transport: Annotated[
         str, typer.Option(help="direct (pre-signed, straight to the broker) or edge")
     ] = "direct",
     report: Annotated[Path | None, typer.Option(help="Write the accounting as JSON to this file")] = None,
 ) -> None:
-    """Publish gate events at a steady or stepped rate and account for every one sent."""
+    """Publish gate events at steady rates or at full speed and account for every one sent."""
     from kouan.cli import configure_logging
     from kouan.settings import CommonSettings
     from simulators.load import LoadPlan, run_load
 
     configure_logging()
-    rates = rate or [1000.0]
-    plan = LoadPlan(site_id=site, devices=devices, steps=[(value, step_seconds) for value in rates])
+    if transport not in ("direct", "edge"):
+        raise typer.BadParameter("direct or edge", param_hint="--transport")
+    if full_speed_events and transport != "direct":
+        raise typer.BadParameter(
+            "full-speed events need --transport direct", param_hint="--full-speed-events"
+        )
+    rates = rate if rate is not None else ([] if full_speed_events else [1000.0])
+    plan = LoadPlan(
+        site_id=site,
+        devices=devices,
+        steps=[(value, step_seconds) for value in rates],
+        full_speed_events=full_speed_events,
+        workers=workers,
+    )
     result = run_load(CommonSettings(), plan, transport=transport)
     console.print(result.summary())
     if report is not None:

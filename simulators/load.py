@@ -1,30 +1,40 @@
-"""Load mode: gate events at a steady or stepped rate, with an account of every one sent.
+"""Load mode: signed gate events at fixed rates or at full speed, each one accounted for.
 
-``kouan simulate load`` runs :func:`run_load`; :class:`LoadGenerator` drives the
-steps one by one. Two transports:
+``kouan simulate load`` and the benchmark (``make bench``) both drive load through
+this module.
 
-- ``direct``: envelopes are built and signed before each step starts and published
-  straight to the broker with the device's credentials, QoS 1. This measures the
-  collector side without the edge outbox's per-event fsync.
-- ``edge``: events go through real :class:`EdgeAgent` outboxes, as at a lane.
+:func:`publish_burst` is the engine of the ``direct`` transport. One Python process
+cannot sign and publish thousands of events per second beside a broker, a database
+and a collector on the same cores, so a burst runs in two parts:
 
-Either way the collector's receipts are counted per ``seq``, so the account records
-what was sent, acknowledged by the broker, and committed by the collector.
+1. each worker process builds and signs its devices' envelopes (canonical JSON and
+   Ed25519, as an edge agent does) before the clock starts;
+2. the workers then publish them over one MQTT connection per device, as that
+   device's broker user, with QoS 1, at a fixed total rate or as fast as they can,
+   and record the wall-clock time of every publish call.
 
-NOTE: ``make bench`` does not use this module. It publishes through bench/load.py,
-which signs in worker processes before the clock starts and times every publish;
-this generator runs in one process and records no per-event times.
+:class:`LoadGenerator` provisions the devices, runs each step as a burst and listens
+to the collector's receipts, so the account records for every event when it was
+published, whether the broker acknowledged it, and when the collector committed it.
+The ``edge`` transport sends the events through real :class:`EdgeAgent` outboxes
+instead (one fsync per event) and counts their receipts.
 """
 
 from __future__ import annotations
 
 import json
+import multiprocessing as mp
+import os
 import random
+import statistics
 import threading
 import time
 import uuid
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from array import array
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -36,14 +46,340 @@ from kouan.devices import DeviceIdentity, ensure_lane, ensure_site, provision
 from kouan.identifiers import iso6346_check_digit
 from kouan.settings import CommonSettings
 from kouan.signing import load_private_key, sign
-from simulators import reference
 
-# Publishes in flight per device before paho queues; QoS 1 at 10,000 events/s over
-# loopback needs well above paho's default of 20.
-MAX_INFLIGHT = 2_000
-# Owner code of load containers; serials count up, so that every event starts a
-# new visit and a container's state never grows across a benchmark.
-LOAD_OWNER_CODE = "KOLU"
+# Owner codes of real carriers; any valid ISO 6346 number would pass the collector.
+OWNER_CODES = ("MSCU", "MAEU", "CMAU", "COSU", "OOLU", "EGLU", "HLXU", "ONEU")
+# Unacknowledged QoS 1 PUBLISH packets paho allows per device connection (its default
+# is 20). paho queues the rest locally, so a low value throttles the rate.
+MAX_INFLIGHT_PER_DEVICE = 1000
+PUBACK_TIMEOUT_S = 60.0
+DEFAULT_WORKERS = 2
+WORKER_NAME = "kouan-load"
+
+
+def container_number(device_index: int, seq: int, serial_offset: int = 0) -> str:
+    """Return a valid ISO 6346 number; seqs 2k and 2k+1 of a device share one container.
+
+    Two events per container (a gate-in passage and a re-read) give the correlation
+    step both new visits and updates of existing ones.
+    """
+    serial = (serial_offset + device_index * 1_000_003 + seq // 2) % 1_000_000
+    first10 = f"{OWNER_CODES[device_index % len(OWNER_CODES)]}{serial:06d}"
+    return first10 + iso6346_check_digit(first10)
+
+
+def gate_passage(
+    lane_id: str, device_index: int, seq: int, serial_offset: int = 0, direction: str = "in"
+) -> dict[str, Any]:
+    """Return the payload of a gate passage with one container, one seal and a weight."""
+    return {
+        "passage_id": f"load-{lane_id}-{seq}",
+        "lane_id": lane_id,
+        "direction": direction,
+        "tractor_plate": {"raw": "沪A12345", "source": "lpr", "confidence": 0.97},
+        "containers": [
+            {
+                "container_number": {
+                    "raw": container_number(device_index, seq, serial_offset),
+                    "source": "ocr",
+                    "confidence": 0.93,
+                },
+                "seals": [{"raw": f"CN{seq % 10_000_000:07d}", "source": "ocr", "confidence": 0.9}],
+            }
+        ],
+        "gross_weight": {"kg": 28_400.0 + seq % 500},
+        "decision_requested": False,
+    }
+
+
+def _envelope(identity: DeviceIdentity, device_index: int, seq: int, sent_at: datetime, offset: int) -> dict:
+    occurred = isoformat(sent_at - timedelta(milliseconds=300))
+    return {
+        "contract_version": 1,
+        "event_id": str(uuid.uuid4()),
+        "device_id": identity.device_id,
+        "site_id": identity.site_id,
+        "seq": seq,
+        "kind": "gate.passage",
+        "occurred_at": occurred,
+        "recorded_at": occurred,
+        "sent_at": isoformat(sent_at),
+        "payload": gate_passage(identity.lane_id or "L00", device_index, seq, offset),
+    }
+
+
+# --- the direct transport's engine ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Burst:
+    """``count`` events per device, device i from seq ``first_seqs[i]`` on."""
+
+    home: Path
+    mqtt_host: str
+    mqtt_port: int
+    devices: tuple[DeviceIdentity, ...]
+    first_seqs: tuple[int, ...]
+    count: int
+    rate: float | None  # events/s over all devices; None publishes as fast as possible
+    workers: int = DEFAULT_WORKERS
+    serial_offset: int = 0
+
+    @property
+    def total(self) -> int:
+        return len(self.devices) * self.count
+
+    def seq_ranges(self) -> tuple[list[str], list[int], list[int]]:
+        """Return device ids, first seqs and last seqs, for SQL ``unnest``."""
+        return (
+            [device.device_id for device in self.devices],
+            list(self.first_seqs),
+            [first + self.count - 1 for first in self.first_seqs],
+        )
+
+
+@dataclass
+class PublishLog:
+    """Publish record of a burst: one entry per event, in publish order within each worker."""
+
+    device_index: array  # position in Burst.devices
+    seq: array
+    published_at: array  # Unix seconds of the publish call
+    started_at: float
+    finished_at: float  # last PUBACK
+    unacknowledged: list[int]  # per device: publishes without PUBACK within PUBACK_TIMEOUT_S
+
+    @property
+    def offered_rate(self) -> float:
+        if not self.published_at:
+            return float("nan")
+        span = max(self.published_at) - min(self.published_at)
+        return len(self.seq) / span if span > 0 else float("nan")
+
+
+def publish_burst(burst: Burst) -> PublishLog:
+    """Sign the burst's envelopes in worker processes, then publish them all at once."""
+    context = mp.get_context("fork")
+    workers = max(1, min(burst.workers, len(burst.devices)))
+    ready = context.Barrier(workers + 1)
+    start_at = context.Value("d", 0.0)
+    results = context.Queue()
+    shares = [list(range(index, len(burst.devices), workers)) for index in range(workers)]
+    processes = [
+        context.Process(
+            target=_worker, args=(burst, share, ready, start_at, results), name=f"{WORKER_NAME}-{n}"
+        )
+        for n, share in enumerate(shares)
+    ]
+    for process in processes:
+        process.start()
+
+    ready.wait()  # every worker has signed its envelopes and connected
+    start_at.value = time.time() + 0.2
+    ready.wait()
+    parts = [results.get() for _ in processes]
+    for process in processes:
+        process.join()
+
+    unacknowledged = [0] * len(burst.devices)
+    for part in parts:
+        for index, missing in part["unacknowledged"].items():
+            unacknowledged[index] = missing
+    return PublishLog(
+        device_index=_joined([part["device_index"] for part in parts], "i"),
+        seq=_joined([part["seq"] for part in parts], "q"),
+        published_at=_joined([part["published_at"] for part in parts], "d"),
+        started_at=min(part["started_at"] for part in parts),
+        finished_at=max(part["finished_at"] for part in parts),
+        unacknowledged=unacknowledged,
+    )
+
+
+def worker_pids() -> list[int]:
+    """Return the pids of running publishing workers, for CPU and memory accounting."""
+    return [child.pid for child in mp.active_children() if child.name.startswith(WORKER_NAME) and child.pid]
+
+
+def _joined(parts: list[array], typecode: str) -> array:
+    joined = array(typecode)
+    for part in parts:
+        joined.extend(part)
+    return joined
+
+
+def _worker(burst: Burst, share: list[int], ready: Any, start_at: Any, results: Any) -> None:
+    messages = _sign_share(burst, share)
+    clients = {index: _connect(burst, burst.devices[index]) for index in share}
+
+    ready.wait()
+    ready.wait()
+    published_at, infos = _publish(burst, messages, clients, start_at.value, len(share) / len(burst.devices))
+    unacknowledged = _unacknowledged(infos, [index for index, _, _, _ in messages], share)
+    finished_at = time.time()
+    for client in clients.values():
+        client.disconnect()
+        client.loop_stop()
+
+    results.put(
+        {
+            "device_index": array("i", (index for index, _, _, _ in messages)),
+            "seq": array("q", (seq for _, seq, _, _ in messages)),
+            "published_at": published_at,
+            "started_at": min(published_at) if published_at else finished_at,
+            "finished_at": finished_at,
+            "unacknowledged": unacknowledged,
+        }
+    )
+
+
+def _sign_share(burst: Burst, share: list[int]) -> list[tuple[int, int, str, bytes]]:
+    """Return (device index, seq, topic, signed bytes), interleaved across devices."""
+    keys = {index: load_private_key(burst.devices[index].key_path(burst.home)) for index in share}
+    sent_at = datetime.now(UTC)
+    messages = []
+    for step in range(burst.count):
+        for index in share:
+            identity = burst.devices[index]
+            seq = burst.first_seqs[index] + step
+            document = _envelope(identity, index, seq, sent_at, burst.serial_offset)
+            document["signature"] = sign(document, keys[index])
+            payload = json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
+            messages.append((index, seq, events_topic(identity.site_id, identity.device_id), payload))
+    return messages
+
+
+def _connect(burst: Burst, identity: DeviceIdentity) -> mqtt.Client:
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2,
+        client_id=f"{WORKER_NAME}-{identity.device_id}-{os.getpid()}",
+        protocol=mqtt.MQTTv5,
+    )
+    client.username_pw_set(identity.mqtt_username, identity.mqtt_password)
+    client.max_inflight_messages_set(MAX_INFLIGHT_PER_DEVICE)
+    client.max_queued_messages_set(0)
+    client.connect(burst.mqtt_host, burst.mqtt_port, keepalive=60)
+    client.loop_start()
+    return client
+
+
+def _publish(
+    burst: Burst,
+    messages: list[tuple[int, int, str, bytes]],
+    clients: dict[int, mqtt.Client],
+    start_at: float,
+    rate_share: float,
+) -> tuple[array, list[mqtt.MQTTMessageInfo]]:
+    interval = 1.0 / (burst.rate * rate_share) if burst.rate else 0.0
+    published_at = array("d", bytes(8 * len(messages)))
+    infos = []
+    while time.time() < start_at:
+        time.sleep(0.001)
+
+    for position, (index, _seq, topic, payload) in enumerate(messages):
+        if interval:
+            delay = start_at + position * interval - time.time()
+            if delay > 0.0005:
+                time.sleep(delay)
+        published_at[position] = time.time()
+        infos.append(clients[index].publish(topic, payload, qos=1))
+    return published_at, infos
+
+
+def _unacknowledged(
+    infos: list[mqtt.MQTTMessageInfo], indices: list[int], share: list[int]
+) -> dict[int, int]:
+    deadline = time.monotonic() + PUBACK_TIMEOUT_S
+    missing = dict.fromkeys(share, 0)
+    for info, index in zip(infos, indices, strict=True):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or not _published(info, remaining):
+            missing[index] += 1
+    return missing
+
+
+def _published(info: mqtt.MQTTMessageInfo, timeout_s: float) -> bool:
+    try:
+        info.wait_for_publish(timeout=timeout_s)
+    except (RuntimeError, ValueError):
+        return False
+    return info.is_published()
+
+
+# --- receipts ----------------------------------------------------------------------------------
+
+
+class ReceiptListener:
+    """Record when the collector first named each (device_id, seq) in a receipt.
+
+    One connection as the service user reads every device's receipts topic of the
+    site; without service credentials, each device reads its own topic.
+    """
+
+    def __init__(self, settings: CommonSettings, site_id: str, devices: Sequence[DeviceIdentity]) -> None:
+        self._lock = threading.Lock()
+        self.first_seen: dict[str, dict[int, float]] = {}
+        self.repeats = 0
+        self._clients: list[mqtt.Client] = []
+        credentials = settings.mqtt_credentials()
+        if credentials is not None:
+            self._subscribe(settings, credentials, receipts_topic(site_id, "+"), "service")
+        else:
+            for identity in devices:
+                self._subscribe(
+                    settings,
+                    (identity.mqtt_username, identity.mqtt_password),
+                    receipts_topic(identity.site_id, identity.device_id),
+                    identity.device_id,
+                )
+
+    def _subscribe(
+        self, settings: CommonSettings, credentials: tuple[str, str], topic: str, name: str
+    ) -> None:
+        subscribed = threading.Event()
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=f"kouan-load-receipts-{name}-{uuid.uuid4().hex[:8]}",
+            protocol=mqtt.MQTTv5,
+        )
+        client.username_pw_set(*credentials)
+        client.on_message = self._on_message
+        client.on_subscribe = lambda *args: subscribed.set()
+        client.connect(settings.mqtt_host, settings.mqtt_port, keepalive=60)
+        client.subscribe(topic, qos=1)
+        client.loop_start()
+        self._clients.append(client)
+        if not subscribed.wait(10):
+            self.close()
+            raise RuntimeError(f"Subscribing to {topic} timed out after 10 s; check the broker and its ACL")
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        now = time.time()
+        body = json.loads(message.payload)
+        with self._lock:
+            seen = self.first_seen.setdefault(body["device_id"], {})
+            for seq in body.get("seqs", []):
+                if seq in seen:
+                    self.repeats += 1
+                else:
+                    seen[seq] = now
+
+    def count(self, device_id: str, first_seq: int, last_seq: int) -> int:
+        with self._lock:
+            seen = self.first_seen.get(device_id, {})
+            return sum(1 for seq in seen if first_seq <= seq <= last_seq)
+
+    def received_at(self, device_id: str, seq: int) -> float | None:
+        with self._lock:
+            return self.first_seen.get(device_id, {}).get(seq)
+
+    def close(self) -> None:
+        for client in self._clients:
+            client.disconnect()
+            client.loop_stop()
+        self._clients.clear()
+
+
+# --- the generator -------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -52,19 +388,51 @@ class LoadPlan:
     devices: int = 4
     # (events per second, seconds) per step; one step is a steady rate.
     steps: list[tuple[float, float]] = field(default_factory=lambda: [(1000.0, 10.0)])
-    seed: int = 1
+    # Events sent as fast as possible after the steps; 0 for none.
+    full_speed_events: int = 0
+    workers: int = DEFAULT_WORKERS
+    # Added to container serials; None picks one at random, so that a second run on
+    # the same database starts new visits instead of extending the last run's.
+    serial_offset: int | None = None
 
 
 @dataclass
 class StepAccount:
-    rate: float
-    seconds: float
+    rate: float | None  # None: as fast as possible
+    seconds: float | None
     sent: int = 0
     elapsed_s: float = 0.0
+    receipted: int = 0
+    latency_p50_ms: float | None = None
+    latency_p99_ms: float | None = None
+    burst: Burst | None = field(default=None, repr=False)
+    log: PublishLog | None = field(default=None, repr=False)
 
     @property
     def achieved_rate(self) -> float:
         return self.sent / self.elapsed_s if self.elapsed_s else 0.0
+
+    def describe(self) -> str:
+        target = "full speed" if self.rate is None else f"{self.rate:,.0f}/s target"
+        text = f"{target}, {self.achieved_rate:,.0f}/s sent"
+        if self.latency_p50_ms is not None:
+            text += (
+                f", publish to receipt p50 {self.latency_p50_ms:,.0f} ms p99 {self.latency_p99_ms:,.0f} ms"
+            )
+        return text
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rate": self.rate,
+            "seconds": self.seconds,
+            "sent": self.sent,
+            "elapsed_s": round(self.elapsed_s, 3),
+            "achieved_rate": round(self.achieved_rate, 1),
+            "receipted": self.receipted,
+            "latency_p50_ms": self.latency_p50_ms,
+            "latency_p99_ms": self.latency_p99_ms,
+            "broker_unacknowledged": sum(self.log.unacknowledged) if self.log else None,
+        }
 
 
 @dataclass
@@ -86,6 +454,7 @@ class LoadResult:
     devices: list[DeviceAccount]
     drained: bool = False
     drain_s: float = 0.0
+    receipt_repeats: int = 0
 
     @property
     def sent(self) -> int:
@@ -100,7 +469,7 @@ class LoadResult:
         return self.sent - self.receipted
 
     def summary(self) -> str:
-        steps = ", ".join(f"{step.rate:.0f}/s target {step.achieved_rate:.0f}/s sent" for step in self.steps)
+        steps = "; ".join(step.describe() for step in self.steps)
         return (
             f"{self.transport}: {self.sent} events sent by {len(self.devices)} devices ({steps}); "
             f"{self.receipted} receipted by the collector, {self.unreceipted} not receipted "
@@ -108,127 +477,60 @@ class LoadResult:
         )
 
     def to_json(self) -> str:
-        document = asdict(self)
-        document.update(sent=self.sent, receipted=self.receipted, unreceipted=self.unreceipted)
-        for step, account in zip(document["steps"], self.steps, strict=True):
-            step["achieved_rate"] = account.achieved_rate
-        return json.dumps(document, indent=1)
-
-
-def load_container_number(index: int) -> str:
-    prefix = f"{LOAD_OWNER_CODE}{index % 1_000_000:06d}"
-    return prefix + iso6346_check_digit(prefix)
-
-
-def _passage(rng: random.Random, lane_id: str, offset: int, index: int) -> dict[str, Any]:
-    return {
-        "passage_id": f"load-{lane_id}-{index}",
-        "lane_id": lane_id,
-        "direction": "in",
-        "containers": [
-            {
-                "container_number": {
-                    "raw": load_container_number(offset + index),
-                    "source": "ocr",
-                    "confidence": 0.97,
-                },
-                "seals": [{"raw": reference.seal_number(rng), "source": "ocr"}],
-            }
-        ],
-        "gross_weight": {"kg": 24_000.0},
-        "decision_requested": False,
-    }
-
-
-class _DirectDevice:
-    """One load device publishing pre-signed envelopes straight to the broker."""
-
-    def __init__(self, settings: CommonSettings, identity: DeviceIdentity, first_seq: int) -> None:
-        self.identity = identity
-        self.account = DeviceAccount(identity.device_id, first_seq)
-        self._next_seq = first_seq
-        self._key = load_private_key(identity.key_path(settings.home))
-        self._receipted: set[int] = set()
-        self._lock = threading.Lock()
-        self.topic = events_topic(identity.site_id, identity.device_id)
-        self.client = mqtt.Client(
-            CallbackAPIVersion.VERSION2, client_id=f"kouan-load-{identity.device_id}", protocol=mqtt.MQTTv5
-        )
-        self.client.username_pw_set(identity.mqtt_username, identity.mqtt_password)
-        self.client.max_inflight_messages_set(MAX_INFLIGHT)
-        self.client.on_connect = self._on_connect
-        self.client.on_message = self._on_receipt
-        self.client.on_publish = self._on_publish
-        self._connected = threading.Event()
-        self.client.connect(settings.mqtt_host, settings.mqtt_port)
-        self.client.loop_start()
-        if not self._connected.wait(10):
-            raise RuntimeError(f"Load device {identity.device_id} could not connect to the broker")
-
-    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:  # noqa: ANN001
-        client.subscribe(receipts_topic(self.identity.site_id, self.identity.device_id), qos=1)
-        self._connected.set()
-
-    def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:  # noqa: ANN001
-        with self._lock:
-            self.account.broker_acked += 1
-
-    def _on_receipt(self, client, userdata, message) -> None:  # noqa: ANN001
-        seqs = json.loads(message.payload).get("seqs", [])
-        with self._lock:
-            self._receipted.update(seq for seq in seqs if self.account.first_seq <= seq < self._next_seq)
-            self.account.receipted = len(self._receipted)
-
-    def prepare(self, payloads: list[dict[str, Any]]) -> list[bytes]:
-        """Sign one envelope per payload, in seq order, before the timed part."""
-        signed = []
-        now = isoformat(datetime.now(UTC))
-        for payload in payloads:
-            document = {
-                "contract_version": 1,
-                "event_id": str(uuid.uuid4()),
-                "device_id": self.identity.device_id,
-                "site_id": self.identity.site_id,
-                "seq": self._next_seq,
-                "kind": "gate.passage",
-                "occurred_at": now,
-                "recorded_at": now,
-                "sent_at": now,
-                "payload": payload,
-            }
-            document["signature"] = sign(document, self._key)
-            signed.append(json.dumps(document, ensure_ascii=False).encode())
-            self._next_seq += 1
-        return signed
-
-    def publish(self, envelope: bytes) -> None:
-        self.client.publish(self.topic, envelope, qos=1)
-        self.account.sent += 1
-        self.account.last_seq = self.account.first_seq + self.account.sent - 1
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
+        document = {
+            "transport": self.transport,
+            "site_id": self.site_id,
+            "started_at": self.started_at,
+            "sent": self.sent,
+            "receipted": self.receipted,
+            "unreceipted": self.unreceipted,
+            "receipt_repeats": self.receipt_repeats,
+            "drained": self.drained,
+            "drain_s": round(self.drain_s, 3),
+            "steps": [step.to_dict() for step in self.steps],
+            "devices": [vars(device) for device in self.devices],
+        }
+        return json.dumps(document, indent=1, ensure_ascii=False)
 
 
 class LoadGenerator:
-    """Provision load devices, publish the plan's steps, and account for every event."""
+    """Provision load devices, publish the plan's steps, and account for every event.
 
-    def __init__(self, settings: CommonSettings, plan: LoadPlan, transport: str = "direct") -> None:
+    ``identities`` are devices provisioned elsewhere (the benchmark's); without them
+    :meth:`provision` creates ``plan.devices`` lanes at ``plan.site_id``.
+    """
+
+    def __init__(
+        self,
+        settings: CommonSettings,
+        plan: LoadPlan,
+        transport: str = "direct",
+        identities: Sequence[DeviceIdentity] | None = None,
+    ) -> None:
         if transport not in ("direct", "edge"):
             raise ValueError(f"Load transport {transport!r} is not one of direct, edge")
         self.settings = settings
         self.plan = plan
         self.transport = transport
-        self.rng = random.Random(plan.seed)
-        # Serials continue where the previous run's left off, at a random place.
-        self.serial_offset = random.Random().randrange(1_000_000)
-        self.identities: list[DeviceIdentity] = []
-        self.direct: list[_DirectDevice] = []
+        self.serial_offset = (
+            random.Random().randrange(1_000_000) if plan.serial_offset is None else plan.serial_offset
+        )
+        self.identities: list[DeviceIdentity] = list(identities or [])
+        self._provisioned = identities is not None
+        self.next_seqs: list[int] = []
+        self.receipts: ReceiptListener | None = None
         self.agents: list[Any] = []
         self.result = LoadResult(transport, plan.site_id, datetime.now(UTC).isoformat(), [], [])
 
     def provision(self) -> None:
+        if not self._provisioned:
+            self._provision_devices()
+        if self.transport == "direct":
+            self._connect_direct()
+        else:
+            self._start_agents()
+
+    def _provision_devices(self) -> None:
         from kouan.stack.manager import Stack, reload_broker, write_broker_auth
 
         letter = "D" if self.transport == "direct" else "E"
@@ -253,20 +555,23 @@ class LoadGenerator:
             write_broker_auth(stack)
             reload_broker(stack)
             time.sleep(0.3)  # Mosquitto rereads its password file on SIGHUP asynchronously.
-        self._connect()
 
-    def _connect(self) -> None:
-        if self.transport == "direct":
-            with psycopg.connect(self.settings.database_url, autocommit=True) as conn:
-                for identity in self.identities:
-                    row = conn.execute(
-                        "SELECT coalesce(max(seq), 0) FROM event_keys WHERE device_id = %s",
-                        (identity.device_id,),
-                    ).fetchone()
-                    self.direct.append(_DirectDevice(self.settings, identity, int(row[0]) + 1 if row else 1))
-            self.result.devices = [device.account for device in self.direct]
-            return
+    def _connect_direct(self) -> None:
+        """Continue each device's seqs after the last one the database holds."""
+        with psycopg.connect(self.settings.database_url, autocommit=True) as conn:
+            for identity in self.identities:
+                row = conn.execute(
+                    "SELECT coalesce(max(seq), 0) FROM event_keys WHERE device_id = %s", (identity.device_id,)
+                ).fetchone()
+                self.next_seqs.append(int(row[0]) + 1 if row else 1)
+        self.result.devices = [
+            DeviceAccount(identity.device_id, first_seq)
+            for identity, first_seq in zip(self.identities, self.next_seqs, strict=True)
+        ]
+        site_id = self.identities[0].site_id if self.identities else self.plan.site_id
+        self.receipts = ReceiptListener(self.settings, site_id, self.identities)
 
+    def _start_agents(self) -> None:
         from edge.agent import EdgeAgent
         from edge.settings import EdgeSettings
 
@@ -280,68 +585,111 @@ class LoadGenerator:
 
     def run_step(self, rate: float, seconds: float) -> StepAccount:
         """Publish at ``rate`` events/s across all devices for ``seconds``."""
+        if self.transport == "direct":
+            return self._run_burst(rate, int(rate * seconds) // len(self.identities), seconds)
+        return self._run_edge_step(rate, seconds)
+
+    def run_full_speed(self, events: int) -> StepAccount:
+        """Publish ``events`` (rounded down to a multiple of the devices) as fast as possible."""
+        if self.transport != "direct":
+            raise ValueError(f"Full-speed steps need the direct transport, not {self.transport!r}")
+        return self._run_burst(None, events // len(self.identities), None)
+
+    def _run_burst(self, rate: float | None, count: int, seconds: float | None) -> StepAccount:
+        burst = Burst(
+            home=self.settings.home,
+            mqtt_host=self.settings.mqtt_host,
+            mqtt_port=self.settings.mqtt_port,
+            devices=tuple(self.identities),
+            first_seqs=tuple(self.next_seqs),
+            count=max(1, count),
+            rate=rate,
+            workers=self.plan.workers,
+            serial_offset=self.serial_offset,
+        )
+        log = publish_burst(burst)
+        self.next_seqs = [first + burst.count for first in self.next_seqs]
+        for index, account in enumerate(self.result.devices):
+            account.sent += burst.count
+            account.last_seq = burst.first_seqs[index] + burst.count - 1
+            account.broker_acked += burst.count - log.unacknowledged[index]
+        step = StepAccount(
+            rate, seconds, sent=burst.total, elapsed_s=log.finished_at - log.started_at, burst=burst, log=log
+        )
+        self.result.steps.append(step)
+        return step
+
+    def _run_edge_step(self, rate: float, seconds: float) -> StepAccount:
         step = StepAccount(rate, seconds)
         total = int(rate * seconds)
-        count = len(self.identities)
-        batches = self._prepare(total) if self.transport == "direct" else None
-
+        count = len(self.agents)
         started = time.monotonic()
         for index in range(total):
-            due = started + index / rate
-            delay = due - time.monotonic()
+            delay = started + index / rate - time.monotonic()
             if delay > 0.001:
                 time.sleep(delay)
-            self._send(index % count, index, batches)
+            agent = self.agents[index % count]
+            account = self.result.devices[index % count]
+            seq = account.first_seq + account.sent
+            payload = gate_passage(agent.identity.lane_id or "L00", index % count, seq, self.serial_offset)
+            account.last_seq = agent.emit("gate.passage", payload, datetime.now(UTC))
+            account.sent += 1
             step.sent += 1
         step.elapsed_s = time.monotonic() - started
         self.result.steps.append(step)
         return step
 
-    def _prepare(self, total: int) -> list[list[bytes]]:
-        count = len(self.direct)
-        batches = []
-        for position, device in enumerate(self.direct):
-            indices = range(position, total, count)
-            lane = device.identity.lane_id or "L00"
-            batches.append(
-                device.prepare([_passage(self.rng, lane, self.serial_offset, index) for index in indices])
-            )
-        return batches
-
-    def _send(self, device_index: int, index: int, batches: list[list[bytes]] | None) -> None:
-        if batches is not None:
-            self.direct[device_index].publish(batches[device_index][index // len(self.direct)])
-            return
-
-        agent = self.agents[device_index]
-        lane = agent.identity.lane_id or "L00"
-        seq = agent.emit(
-            "gate.passage", _passage(self.rng, lane, self.serial_offset, index), datetime.now(UTC)
-        )
-        account = self.result.devices[device_index]
-        account.sent += 1
-        account.last_seq = seq
+    def receipt_latencies(self, step: StepAccount) -> list[float | None]:
+        """Return publish-to-receipt seconds of each event of a direct step, in log order."""
+        assert step.burst is not None, "edge steps have no burst"
+        assert step.log is not None
+        assert self.receipts is not None, "call provision() first"
+        devices = step.burst.devices
+        latencies: list[float | None] = []
+        for index, seq, published in zip(
+            step.log.device_index, step.log.seq, step.log.published_at, strict=True
+        ):
+            received = self.receipts.received_at(devices[index].device_id, seq)
+            latencies.append(None if received is None else received - published)
+        return latencies
 
     def drain(self, timeout_s: float = 60.0) -> bool:
         """Wait until the collector has receipted every event sent; return whether it did."""
         started = time.monotonic()
         while time.monotonic() - started < timeout_s:
-            self._collect_receipts()
+            self._count_receipts()
             if self.result.unreceipted == 0:
                 break
             time.sleep(0.1)
-        self._collect_receipts()
+        self._count_receipts()
         self.result.drain_s = time.monotonic() - started
         self.result.drained = self.result.unreceipted == 0
+        if self.receipts is not None:
+            self.result.receipt_repeats = self.receipts.repeats
+            for step in self.result.steps:
+                self._account_step(step)
         return self.result.drained
 
-    def _collect_receipts(self) -> None:
+    def _count_receipts(self) -> None:
+        if self.receipts is not None:
+            for account in self.result.devices:
+                account.receipted = self.receipts.count(
+                    account.device_id, account.first_seq, account.last_seq
+                )
+            return
         for agent, account in zip(self.agents, self.result.devices, strict=False):
             account.receipted = agent.receipted
 
+    def _account_step(self, step: StepAccount) -> None:
+        latencies = [value for value in self.receipt_latencies(step) if value is not None]
+        step.receipted = len(latencies)
+        if len(latencies) >= 2:
+            cuts = statistics.quantiles(latencies, n=100, method="inclusive")
+            step.latency_p50_ms, step.latency_p99_ms = round(cuts[49] * 1000, 1), round(cuts[98] * 1000, 1)
+
     def close(self) -> None:
-        for device in self.direct:
-            device.close()
+        if self.receipts is not None:
+            self.receipts.close()
         for agent in self.agents:
             agent.stop()
 
@@ -355,6 +703,8 @@ def run_load(
     try:
         for rate, seconds in plan.steps:
             generator.run_step(rate, seconds)
+        if plan.full_speed_events:
+            generator.run_full_speed(plan.full_speed_events)
         generator.drain(drain_timeout_s)
     finally:
         generator.close()

@@ -2,37 +2,83 @@
 
 from __future__ import annotations
 
+import psycopg
 import pytest
 
 from kouan.identifiers import parse_container_number
-from simulators.load import LoadPlan, load_container_number, run_load
+from simulators.load import LoadGenerator, LoadPlan, container_number, run_load
 from tests.conftest import start_collector
 
 
-def test_load_container_numbers_valid_and_distinct():
-    numbers = [load_container_number(index) for index in range(500)]
+def test_load_container_numbers_valid_and_paired():
+    numbers = [container_number(device, seq) for device in range(4) for seq in range(500)]
 
-    assert len(set(numbers)) == 500
+    # seqs 2k and 2k+1 of a device name one container; devices never share one.
+    assert len(set(numbers)) == 4 * 250
+    assert container_number(1, 10) == container_number(1, 11) != container_number(1, 12)
     for number in numbers:
         assert parse_container_number(number, repair=False).value == number
+
+
+def test_load_container_numbers_shift_with_the_serial_offset():
+    assert container_number(0, 0, serial_offset=7) == container_number(0, 14)
+    assert container_number(0, 0, serial_offset=999_999) != container_number(0, 0)
 
 
 @pytest.mark.slow
 def test_load_direct_steps_all_receipted(settings, site_id, processes):
     start_collector(processes, site_id, 1)
-    plan = LoadPlan(site_id=site_id, devices=2, steps=[(100.0, 1.0), (200.0, 1.0)])
+    plan = LoadPlan(site_id=site_id, devices=2, steps=[(100.0, 1.0), (200.0, 1.0)], full_speed_events=300)
 
     result = run_load(settings, plan, transport="direct", drain_timeout_s=90)
 
-    assert [step.sent for step in result.steps] == [100, 200]
-    assert result.sent == 300
-    assert result.receipted == 300
+    assert [step.sent for step in result.steps] == [100, 200, 300]
+    assert [step.rate for step in result.steps] == [100.0, 200.0, None]
+    assert result.sent == 600
+    assert result.receipted == 600
     assert result.unreceipted == 0
     assert result.drained is True
+    assert result.receipt_repeats == 0
     for device in result.devices:
-        assert device.sent == 150
+        assert device.sent == 300
         assert device.last_seq - device.first_seq + 1 == device.sent
         assert device.broker_acked == device.sent
+    for step in result.steps:
+        assert step.receipted == step.sent
+        assert 0 < step.latency_p50_ms <= step.latency_p99_ms < 30_000
+    # A steady step of 100 events/s takes about a second to publish.
+    assert 0.9 < result.steps[0].elapsed_s < 5
+
+    with psycopg.connect(settings.database_url) as conn:
+        stored = conn.execute(
+            "SELECT device_id, count(*), count(DISTINCT seq), min(seq), max(seq) FROM events "
+            "WHERE site_id = %s GROUP BY device_id ORDER BY device_id",
+            (site_id,),
+        ).fetchall()
+    assert [(count, distinct) for _, count, distinct, _, _ in stored] == [(300, 300), (300, 300)]
+    assert {(low, high) for _, _, _, low, high in stored} == {(1, 300)}
+
+
+@pytest.mark.slow
+def test_load_direct_continues_seqs_of_an_earlier_run(settings, site_id, processes):
+    start_collector(processes, site_id, 1)
+    plan = LoadPlan(site_id=site_id, devices=1, steps=[(50.0, 1.0)])
+    first = run_load(settings, plan, transport="direct", drain_timeout_s=90)
+
+    generator = LoadGenerator(settings, plan, "direct")
+    generator.provision()
+    try:
+        step = generator.run_full_speed(40)
+        generator.drain(90)
+    finally:
+        generator.close()
+
+    assert first.devices[0].last_seq == 50
+    assert generator.result.devices[0].first_seq == 51
+    assert generator.result.devices[0].last_seq == 90
+    assert step.receipted == 40
+    latencies = generator.receipt_latencies(step)
+    assert len(latencies) == 40 and all(value is not None and value > 0 for value in latencies)
 
 
 @pytest.mark.slow
@@ -45,3 +91,8 @@ def test_load_edge_transport_all_receipted(settings, site_id, processes):
     assert result.sent == 20
     assert result.receipted == 20
     assert result.devices[0].last_seq == result.devices[0].first_seq + 19
+
+
+def test_load_generator_rejects_unknown_transport(settings):
+    with pytest.raises(ValueError, match="not one of direct, edge"):
+        LoadGenerator(settings, LoadPlan(), "carrier-pigeon")
