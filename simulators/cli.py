@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 import typer
 from rich.console import Console
+from rich.table import Table
 
 simulate_app = typer.Typer(
     help="A port in software: scenarios with injected faults, their grade, and load.", no_args_is_help=True
@@ -145,12 +146,14 @@ def load(
 
     configure_logging()
     if transport not in ("direct", "edge"):
-        raise typer.BadParameter("direct or edge", param_hint="--transport")
+        raise typer.BadParameter(f"{transport!r} is not one of direct, edge", param_hint="--transport")
     if full_speed_events and transport != "direct":
         raise typer.BadParameter(
             "full-speed events need --transport direct", param_hint="--full-speed-events"
         )
-    rates = rate if rate is not None else ([] if full_speed_events else [1000.0])
+    rates = rate
+    if rates is None:
+        rates = [] if full_speed_events else [1000.0]
     plan = LoadPlan(
         site_id=site,
         devices=devices,
@@ -158,7 +161,31 @@ def load(
         full_speed_events=full_speed_events,
         workers=workers,
     )
-    result = run_load(CommonSettings(), plan, transport=transport)
+    result = run_load(CommonSettings(), plan, transport=transport, on_step=console.print)
+    table = Table(
+        "step",
+        "target",
+        "sent",
+        "sent/s",
+        "receipted",
+        "p50 ms",
+        "p99 ms",
+        title="发布到回执 Publish to receipt",
+    )
+    for number, step in enumerate(result.steps, start=1):
+        table.add_row(
+            str(number),
+            "full speed" if step.rate is None else f"{step.rate:,.0f}/s",
+            f"{step.sent:,}",
+            f"{step.achieved_rate:,.0f}",
+            f"{step.receipted:,}" if transport == "direct" else "-",
+            "-" if step.latency_p50_ms is None else f"{step.latency_p50_ms:,.1f}",
+            "-" if step.latency_p99_ms is None else f"{step.latency_p99_ms:,.1f}",
+        )
+    console.print(table)
     console.print(result.summary())
     if report is not None:
         report.write_text(result.to_json(), encoding="utf-8")
+        console.print(f"Accounting written to {report}")
+    if result.unreceipted:
+        raise typer.Exit(1)

@@ -31,7 +31,7 @@ import threading
 import time
 import uuid
 from array import array
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -469,9 +469,9 @@ class LoadResult:
         return self.sent - self.receipted
 
     def summary(self) -> str:
-        steps = "; ".join(step.describe() for step in self.steps)
         return (
-            f"{self.transport}: {self.sent} events sent by {len(self.devices)} devices ({steps}); "
+            f"{self.transport}: {self.sent} events sent by {len(self.devices)} devices "
+            f"in {len(self.steps)} steps; "
             f"{self.receipted} receipted by the collector, {self.unreceipted} not receipted "
             f"{'after draining' if self.drained else 'when the drain timed out'} ({self.drain_s:.1f} s)."
         )
@@ -695,16 +695,28 @@ class LoadGenerator:
 
 
 def run_load(
-    settings: CommonSettings, plan: LoadPlan, transport: str = "direct", drain_timeout_s: float = 60.0
+    settings: CommonSettings,
+    plan: LoadPlan,
+    transport: str = "direct",
+    drain_timeout_s: float = 60.0,
+    on_step: Callable[[str], None] | None = None,
 ) -> LoadResult:
-    """Provision, run every step of the plan, drain, and return the account."""
+    """Provision, run every step of the plan, drain, and return the account.
+
+    ``on_step`` receives a line describing each step as it starts, and the drain.
+    """
+    announce = on_step or (lambda text: None)
     generator = LoadGenerator(settings, plan, transport)
     generator.provision()
+    steps = len(plan.steps) + (1 if plan.full_speed_events else 0)
     try:
-        for rate, seconds in plan.steps:
+        for number, (rate, seconds) in enumerate(plan.steps, start=1):
+            announce(f"Step {number}/{steps}: {rate:,.0f} events/s for {seconds:g} s")
             generator.run_step(rate, seconds)
         if plan.full_speed_events:
+            announce(f"Step {steps}/{steps}: {plan.full_speed_events:,} events as fast as possible")
             generator.run_full_speed(plan.full_speed_events)
+        announce(f"Waiting up to {drain_timeout_s:g} s for the collector's receipts")
         generator.drain(drain_timeout_s)
     finally:
         generator.close()

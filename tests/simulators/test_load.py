@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+
 import psycopg
 import pytest
 
@@ -96,3 +101,50 @@ def test_load_edge_transport_all_receipted(settings, site_id, processes):
 def test_load_generator_rejects_unknown_transport(settings):
     with pytest.raises(ValueError, match="not one of direct, edge"):
         LoadGenerator(settings, LoadPlan(), "carrier-pigeon")
+
+
+def _simulate_load(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "kouan", "simulate", "load", *args],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env={**os.environ, "COLUMNS": "200"},  # one line per message: Rich wraps at the width
+    )
+
+
+@pytest.mark.slow
+def test_load_cli_reports_every_step(site_id, processes, tmp_path):
+    start_collector(processes, site_id, 1)
+    report = tmp_path / "load.json"
+
+    result = _simulate_load(
+        "--site", site_id, "--devices", "2", "--rate", "100", "--step-seconds", "1",
+        "--full-speed-events", "200", "--report", str(report),
+    )  # fmt: skip
+
+    assert result.returncode == 0, result.stderr
+    assert "Step 1/2: 100 events/s for 1 s" in result.stdout
+    assert "Step 2/2: 200 events as fast as possible" in result.stdout
+    assert "300 receipted by the collector, 0 not receipted" in result.stdout
+    document = json.loads(report.read_text())
+    assert document["sent"] == 300
+    assert document["unreceipted"] == 0
+    assert [step["sent"] for step in document["steps"]] == [100, 200]
+    assert [step["receipted"] for step in document["steps"]] == [100, 200]
+    assert all(step["latency_p99_ms"] > 0 for step in document["steps"])
+    assert [device["broker_acked"] for device in document["devices"]] == [150, 150]
+
+
+def test_load_cli_rejects_unknown_transport():
+    result = _simulate_load("--transport", "carrier-pigeon")
+
+    assert result.returncode == 2
+    assert "'carrier-pigeon' is not one of direct, edge" in result.stderr
+
+
+def test_load_cli_rejects_full_speed_on_the_edge():
+    result = _simulate_load("--transport", "edge", "--full-speed-events", "10")
+
+    assert result.returncode == 2
+    assert "need --transport direct" in result.stderr
