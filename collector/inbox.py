@@ -4,8 +4,8 @@ An exit passage that requests a decision must be decided together with the event
 about its containers that arrived before it and still wait here (an e-seal reported
 tampered, a scan result). Under load the inbox contains tens of thousands of
 messages, and searching every payload for each decision took hundreds of
-milliseconds of the decision's 20 ms budget. The index is kept under the queue's own lock as messages come and go,
-so finding them is a dictionary lookup.
+milliseconds of the decision's 20 ms budget. The index is kept under the queue's own
+lock as messages come and go, so finding them is a dictionary lookup.
 """
 
 from __future__ import annotations
@@ -20,16 +20,31 @@ Item = tuple[Message, int]
 
 # A container number as a device may write it: owner code and category letter, then
 # six serial digits and the check digit, in any case, possibly spaced or hyphenated.
-# Whatever the regex misses (an OCR confusion such as O for 0) is only decided
+# Whatever the search misses (an OCR confusion such as O for 0) is only decided
 # without waiting for that event, as before it was indexed.
-_MENTION = re.compile(rb"(?<![A-Za-z])([A-Za-z]{4})[ -]?([0-9]{6})[ -]?([0-9])(?![0-9])")
+#
+# The search runs on the MQTT network thread for every event, so it works on the
+# payload's shape: every ASCII letter mapped to A and every digit to 0. The pattern
+# then starts with a literal, which the regex engine scans for quickly (4 us per
+# 800-byte event here, against 17 us for the same pattern on the raw bytes).
+_SHAPE = bytes.maketrans(
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789", b"A" * 52 + b"0" * 10
+)
+_NUMBER_SHAPE = re.compile(rb"AAAA[ -]?000000[ -]?0(?!0)")
+_LETTER = ord("A")
 
 
 def mentioned_containers(payload: bytes) -> frozenset[str]:
     """Return the container numbers, upper-cased and unseparated, that a raw payload mentions."""
-    return frozenset(
-        (owner + serial + check).decode("ascii").upper() for owner, serial, check in _MENTION.findall(payload)
-    )
+    shape = payload.translate(_SHAPE)
+    found = []
+    for match in _NUMBER_SHAPE.finditer(shape):
+        start = match.start()
+        if start > 0 and shape[start - 1] == _LETTER:
+            continue  # the letters are the end of a longer word
+        text = payload[start : match.end()].replace(b" ", b"").replace(b"-", b"")
+        found.append(text.decode("ascii").upper())
+    return frozenset(found)
 
 
 class IndexedInbox(queue.Queue[Item]):

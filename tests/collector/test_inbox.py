@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import random
+import re
 import threading
 from datetime import UTC, datetime
 
@@ -24,6 +26,35 @@ def test_mentions_normalise_case_and_separators():
     raw = b'{"a":"csqu 305438-3","b":"TCNU7200794","c":"XMSKU1234565","d":"MSKU12345651"}'
 
     assert mentioned_containers(raw) == {"CSQU3054383", "TCNU7200794"}
+
+
+def test_mentions_match_the_plain_pattern_on_random_text():
+    # The same search written directly on the raw bytes, slower but plain to read.
+    plain = re.compile(rb"(?<![A-Za-z])([A-Za-z]{4})[ -]?([0-9]{6})[ -]?([0-9])(?![0-9])")
+    rng = random.Random(20261205)
+    pieces = [
+        b"CSQU",
+        b"tcnu",
+        b"Q",
+        b"305438",
+        b"3",
+        b"720079",
+        b"4",
+        b"1",
+        b" ",
+        b"-",
+        b'"',
+        b"\xe6\xb2\xaa",
+    ]
+    matched = 0
+    for _ in range(3_000):
+        raw = b"".join(rng.choice(pieces) for _ in range(rng.randrange(1, 10)))
+        expected = {(owner + serial + check).decode().upper() for owner, serial, check in plain.findall(raw)}
+
+        assert mentioned_containers(raw) == expected, raw
+        matched += bool(expected)
+
+    assert matched > 50
 
 
 def test_take_naming_keeps_order():
