@@ -9,6 +9,7 @@ covers the event and everything concluded from it.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -214,10 +215,23 @@ def _copy_events(conn: Connection, items: list[Accepted]) -> None:
                     item.message.received_at,
                     item.container_numbers,
                     item.content_sha256,
-                    Jsonb(item.document),
+                    _document_text(item),
                     Jsonb(item.derived),
                 )
             )
+
+
+def _document_text(item: Accepted) -> str | Jsonb:
+    """Return the envelope as received, for the ``envelope`` jsonb column.
+
+    The document is the parsed payload, unchanged, so the payload's own text gives
+    the same jsonb value and saves encoding it again. ``json.loads`` also reads
+    UTF-16 and UTF-32, and such a payload is encoded again.
+    """
+    encoding = json.detect_encoding(item.message.payload)
+    if encoding in ("utf-8", "utf-8-sig"):
+        return item.message.payload.decode(encoding)
+    return Jsonb(item.document)
 
 
 def _asking(item: Accepted) -> bool:

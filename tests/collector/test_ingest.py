@@ -227,3 +227,26 @@ def test_malformed_message_quarantined_later_stored(stack, db, lane, raw_publish
         "SELECT seq FROM events WHERE device_id = %s ORDER BY seq", (lane.device_id,)
     ).fetchall()
     assert [seq for (seq,) in stored] == [1, 3]
+
+
+def test_envelope_stored_as_sent_in_each_encoding(stack, db, lane, raw_publisher):
+    publisher = raw_publisher(lane)
+    topic = f"kouan/v1/{lane.site_id}/{lane.device_id}/events"
+    plain = signed_event(lane, stack.home, 1, passage("CSQU3054383", passage_id="P1", plate="沪A12345"))
+    with_bom = b"\xef\xbb\xbf" + signed_event(lane, stack.home, 2, passage("CSQU3054383", passage_id="P2"))
+    wide = (
+        signed_event(lane, stack.home, 3, passage("CSQU3054383", passage_id="P3")).decode().encode("utf-16")
+    )
+
+    for payload in (plain, with_bom, wide):
+        publisher.publish(topic, payload)
+
+    wait_for(lambda: stored_count(db, lane.device_id) == 3)
+    rows = db.execute(
+        "SELECT seq, envelope FROM events WHERE device_id = %s ORDER BY seq", (lane.device_id,)
+    ).fetchall()
+    assert rows[0] == (1, json.loads(plain))
+    assert rows[0][1]["payload"]["tractor_plate"]["raw"] == "沪A12345"
+    assert rows[1] == (2, json.loads(with_bom))
+    assert rows[2] == (3, json.loads(wide))
+    assert quarantine_rows(db, lane.device_id) == []
