@@ -289,7 +289,8 @@ def _check_outbox(
             subject_kind="device",
             subject_id=device_id,
             device_id=device_id,
-            message_zh=f"设备 {device_id} 本地缓存已满（{depth}/{capacity}），已拒收 {rejected} 条事件，请检查网络与采集服务",
+            message_zh=f"设备 {device_id} 本地缓存已满（{depth}/{capacity}），已拒收 {rejected} 条事件，"
+            "请检查网络与采集服务",
             message_en=f"Device {device_id} outbox full ({depth}/{capacity}); {rejected} events rejected. "
             "Check the link to the broker and the collector.",
             evidence={

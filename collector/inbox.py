@@ -24,9 +24,9 @@ Item = tuple[Message, int]
 # without waiting for that event, as before it was indexed.
 #
 # The search runs on the MQTT network thread for every event, so it works on the
-# payload's shape: every ASCII letter mapped to A and every digit to 0. The pattern
-# then starts with a literal, which the regex engine scans for quickly (4 us per
-# 800-byte event here, against 17 us for the same pattern on the raw bytes).
+# payload's shape: every ASCII letter mapped to A and every digit to 0, so that the
+# pattern starts with a literal. On an 800-byte event that took 4 us here, against
+# 17 us for the same pattern on the raw bytes.
 _SHAPE = bytes.maketrans(
     b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789", b"A" * 52 + b"0" * 10
 )

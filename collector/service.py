@@ -9,6 +9,7 @@ that redelivery a no-op.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import queue
@@ -308,10 +309,8 @@ class Collector:
 
     def _drop_decision_connection(self) -> None:
         if self._decision_conn is not None:
-            try:
+            with contextlib.suppress(psycopg.Error):
                 self._decision_conn.close()
-            except psycopg.Error:
-                pass
         self._decision_conn = None
 
     def _publish_commands(self, commands: list[tuple[str, Command]]) -> None:

@@ -16,6 +16,7 @@ sends the batch again, and ``event_keys`` makes whatever was committed a no-op.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import multiprocessing as mp
@@ -302,10 +303,8 @@ class WriterProcess:
 
     def stop(self) -> None:
         if self._pipe is not None:
-            try:
+            with contextlib.suppress(OSError):
                 self._pipe.send(None)
-            except OSError:
-                pass
         if self._process is not None:
             self._process.join(STOP_TIMEOUT_S)
         self._discard()

@@ -23,6 +23,7 @@ lost: subscriptions are made on every connect and the outbox is resent in full.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import random
@@ -293,22 +294,19 @@ class EdgeAgent:
         link.client.loop_stop()
         sock = link.client.socket()
         if sock is not None:
-            try:
+            with contextlib.suppress(OSError):
                 sock.close()
-            except OSError:
-                pass
 
     def _serve(self, link: _Link) -> str:
         """Send and watch one connection until it ends; return why it ended."""
         self.stats.connects += 1
-        if not link.session_present:
-            if self.stats.connects > 1:
-                self.stats.sessions_lost += 1
-                logger.warning(
-                    "Device %s: the broker kept no session (session_present 0); commands "
-                    "published while offline are lost, every event not yet receipted is resent",
-                    self.identity.device_id,
-                )
+        if not link.session_present and self.stats.connects > 1:
+            self.stats.sessions_lost += 1
+            logger.warning(
+                "Device %s: the broker kept no session (session_present 0); commands "
+                "published while offline are lost, every event not yet receipted is resent",
+                self.identity.device_id,
+            )
         with self._lock:
             # Everything not yet receipted goes out again, in seq order.
             self._last_sent_seq = 0
@@ -510,10 +508,8 @@ class EdgeAgent:
                 qos=1,
                 retain=True,
             )
-            try:
+            with contextlib.suppress(RuntimeError, ValueError):
                 info.wait_for_publish(timeout=2)
-            except (RuntimeError, ValueError):
-                pass
         self._stop.set()
         self._wake.set()
         self._thread.join(timeout=10)

@@ -133,14 +133,30 @@ def device_list(site: Annotated[str | None, typer.Option(help="Only devices of t
     """Show registered devices with their last seq, gap-free seq, clock offset and outbox depth."""
     from kouan.devices import device_rows
 
-    table = Table("device", "site", "lane", "kind", "enabled", "state", "last seq", "gap-free to",
-                  "clock offset ms", "outbox")
+    table = Table(
+        "device",
+        "site",
+        "lane",
+        "kind",
+        "enabled",
+        "state",
+        "last seq",
+        "gap-free to",
+        "clock offset ms",
+        "outbox",
+    )
     for row in device_rows(CommonSettings().database_url, site):
         offset = row["clock_offset_ms"]
         table.add_row(
-            str(row["device_id"]), str(row["site_id"]), str(row["lane_id"] or ""), str(row["kind"]),
-            "yes" if row["enabled"] else "no", str(row["state"] or "-"), str(row["last_seq"]),
-            str(row["contiguous_seq"]), "-" if offset is None else f"{offset:.0f}",
+            str(row["device_id"]),
+            str(row["site_id"]),
+            str(row["lane_id"] or ""),
+            str(row["kind"]),
+            "yes" if row["enabled"] else "no",
+            str(row["state"] or "-"),
+            str(row["last_seq"]),
+            str(row["contiguous_seq"]),
+            "-" if offset is None else f"{offset:.0f}",
             "-" if row["outbox_depth"] is None else str(row["outbox_depth"]),
         )
     Console().print(table)

@@ -127,8 +127,23 @@ class ReadCorrection(ContractModel):
 # DCSA Track and Trace equipmentEventTypeCode (event domain v3): one code list for
 # every equipment move a terminal reports, whatever format it arrived in.
 EquipmentEventCode = Literal[
-    "LOAD", "DISC", "GTIN", "GTOT", "STUF", "STRP", "AVPU", "PICK", "AVDO", "DROP",
-    "INSP", "RSEA", "RMVD", "CUSS", "CUSI", "CUSR", "CROS",
+    "LOAD",
+    "DISC",
+    "GTIN",
+    "GTOT",
+    "STUF",
+    "STRP",
+    "AVPU",
+    "PICK",
+    "AVDO",
+    "DROP",
+    "INSP",
+    "RSEA",
+    "RMVD",
+    "CUSS",
+    "CUSI",
+    "CUSR",
+    "CROS",
 ]
 
 
@@ -138,7 +153,8 @@ class SealRead(ContractModel):
     raw: Annotated[str, StringConstraints(max_length=MAX_RAW_CHARS)]
     source: ReadSource = "tos"
     party: Annotated[str, StringConstraints(max_length=8)] | None = Field(
-        default=None, description="Sealing party: EDIFACT 9303 (SH, CA, CU, ...) or DCSA sealSource (CUS, SHI, ...)"
+        default=None,
+        description="Sealing party: EDIFACT 9303 (SH, CA, CU, ...) or DCSA sealSource (CUS, SHI, ...)",
     )
     seal_type: Annotated[str, StringConstraints(max_length=8)] | None = None
 

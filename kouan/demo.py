@@ -110,8 +110,15 @@ def run_demo(trucks: int) -> int:
         children.append(
             _spawn(
                 [
-                    "simulate", "run", "peak_morning", "--trucks", str(trucks), "--api-url", api_url,
-                    "--truth", str(settings.home / "demo.truth.json"),
+                    "simulate",
+                    "run",
+                    "peak_morning",
+                    "--trucks",
+                    str(trucks),
+                    "--api-url",
+                    api_url,
+                    "--truth",
+                    str(settings.home / "demo.truth.json"),
                 ],
                 "simulator.log",
                 settings.home,
@@ -131,9 +138,8 @@ def run_demo(trucks: int) -> int:
             time.sleep(1)
             if int(time.monotonic() - started) % 10 == 0:
                 visits, events = _visit_count(stack.database_url)
-                console.print(
-                    f"  {time.monotonic() - started:5.0f} s: {visits} container visits, {events} events stored"
-                )
+                elapsed = time.monotonic() - started
+                console.print(f"  {elapsed:5.0f} s: {visits} container visits, {events} events stored")
             for child in children[:2]:
                 if child.poll() is not None:
                     console.print(

@@ -123,7 +123,9 @@ def _derive_equipment_event(event: EquipmentEvent) -> dict[str, Any]:
     DROP and a PICK of different equipment), so the key adds the equipment reference.
     """
     record = container_value(event.container_number)
-    record["seals"] = [{**seal_value(Read(raw=seal.raw, source=seal.source)), "party": seal.party} for seal in event.seals]
+    record["seals"] = [
+        {**seal_value(Read(raw=seal.raw, source=seal.source)), "party": seal.party} for seal in event.seals
+    ]
     record["size_type"] = event.size_type.strip().upper() if event.size_type else None
     reference = event.container_number.raw.strip().upper()
     derived: dict[str, Any] = {

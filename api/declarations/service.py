@@ -41,7 +41,8 @@ def normalise(number: str, body: DeclarationPut) -> tuple[identifiers.Declaratio
             422,
             "direction_mismatch",
             f"Declaration {parsed.value} is an {parsed.direction} number but direction is {body.direction}.",
-            f"报关单 {parsed.value} 的进出口标志为{'进口' if parsed.direction == 'import' else '出口'}，与 direction 不符。",
+            f"报关单 {parsed.value} 的进出口标志为{'进口' if parsed.direction == 'import' else '出口'}，"
+            "与 direction 不符。",
         )
 
     consignee = None

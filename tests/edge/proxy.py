@@ -9,6 +9,7 @@ them, ``stall`` accepts them and never forwards a byte (a connect that times out
 
 from __future__ import annotations
 
+import contextlib
 import select
 import socket
 import threading
@@ -39,10 +40,8 @@ class FaultProxy:
         self._listener.close()
         with self._lock:
             for sock in self._sockets:
-                try:
+                with contextlib.suppress(OSError):
                     sock.close()
-                except OSError:
-                    pass
 
     def _accept(self) -> None:
         while not self._stop.is_set():

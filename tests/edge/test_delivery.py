@@ -121,7 +121,8 @@ class EventObserver:
 
 def duplicate_rows(db, device_id: str) -> int:
     (count,) = db.execute(
-        "SELECT count(*) FROM (SELECT seq FROM events WHERE device_id = %s GROUP BY seq HAVING count(*) > 1) d",
+        "SELECT count(*) FROM (SELECT seq FROM events WHERE device_id = %s "
+        "GROUP BY seq HAVING count(*) > 1) d",
         (device_id,),
     ).fetchone()
     return int(count)
@@ -206,7 +207,8 @@ def test_full_outbox_rejects_overflow_and_raises_alert(
     wait_for(lambda: stored_count(db, identity.device_id) == 25, timeout=60)
     alert = wait_for(
         lambda: db.execute(
-            "SELECT severity, evidence, message_zh FROM alerts WHERE rule_code = 'outbox_full' AND device_id = %s",
+            "SELECT severity, evidence, message_zh FROM alerts "
+            "WHERE rule_code = 'outbox_full' AND device_id = %s",
             (identity.device_id,),
         ).fetchone(),
         timeout=30,

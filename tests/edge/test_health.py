@@ -39,14 +39,20 @@ def test_seq_gap_raised_then_cleared_when_filled(stack, db, lane, raw_publisher)
     publisher = raw_publisher(lane)
     topic = f"kouan/v1/{lane.site_id}/{lane.device_id}/events"
     for seq in (1, 2, 5):
-        publisher.publish(topic, signed_event(lane, stack.home, seq, passage("CSQU3054383", passage_id=f"P{seq}")))
+        publisher.publish(
+            topic, signed_event(lane, stack.home, seq, passage("CSQU3054383", passage_id=f"P{seq}"))
+        )
     wait_for(lambda: alert(db, "seq_gap", lane.device_id))
     raised = alert(db, "seq_gap", lane.device_id)
     for seq in (3, 4):
-        publisher.publish(topic, signed_event(lane, stack.home, seq, passage("CSQU3054383", passage_id=f"P{seq}")))
+        publisher.publish(
+            topic, signed_event(lane, stack.home, seq, passage("CSQU3054383", passage_id=f"P{seq}"))
+        )
     wait_for(lambda: stored_count(db, lane.device_id) == 5)
     wait_for(lambda: alert(db, "seq_gap", lane.device_id)[0] == "resolved")
-    contiguous = db.execute("SELECT contiguous_seq FROM devices WHERE device_id = %s", (lane.device_id,)).fetchone()
+    contiguous = db.execute(
+        "SELECT contiguous_seq FROM devices WHERE device_id = %s", (lane.device_id,)
+    ).fetchone()
 
     assert raised[0] == "open"
     assert raised[1]["first_missing"] == 3

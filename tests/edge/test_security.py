@@ -34,7 +34,8 @@ def events_topic(identity) -> str:
 
 def device_alerts(db, device_id: str) -> dict[str, tuple[str, int]]:
     rows = db.execute(
-        "SELECT rule_code, severity, occurrences FROM alerts WHERE subject_kind = 'device' AND subject_id = %s",
+        "SELECT rule_code, severity, occurrences FROM alerts "
+        "WHERE subject_kind = 'device' AND subject_id = %s",
         (device_id,),
     ).fetchall()
     return {rule: (severity, occurrences) for rule, severity, occurrences in rows}
