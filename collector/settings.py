@@ -28,13 +28,13 @@ class CollectorSettings(CommonSettings):
         description="How long a batch waits for more events before it is written",
     )
     queue_max_messages: int = Field(
-        default=60_000,
+        default=50_000,
         ge=100,
         description="Messages received but not yet written; the MQTT client stops reading "
         "past this, and the broker keeps the rest queued",
     )
     receive_maximum: int = Field(
-        default=50_000,
+        default=20_000,
         ge=1,
         le=65_535,
         description="Unacknowledged messages the broker may send this collector (MQTT 5 Receive "
