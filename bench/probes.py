@@ -21,7 +21,7 @@ import numpy as np
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from kouan.contract import commands_topic, events_topic, isoformat
+from kouan.contract import commands_topic, events_topic, new_envelope
 from kouan.devices import DeviceIdentity
 from kouan.signing import load_private_key, sign
 
@@ -153,25 +153,15 @@ def _probe_decisions(probe: DecisionProbe, first_seq: int, ready: Any, stop: Any
 
 def _signed_exit_passage(identity: DeviceIdentity, key: Any, seq: int, passage_id: str, number: str) -> bytes:
     now = datetime.now(UTC)
-    document = {
-        "contract_version": 1,
-        "event_id": str(uuid.uuid4()),
-        "device_id": identity.device_id,
-        "site_id": identity.site_id,
-        "seq": seq,
-        "kind": "gate.passage",
-        "occurred_at": isoformat(now),
-        "recorded_at": isoformat(now),
-        "sent_at": isoformat(now),
-        "payload": {
-            "passage_id": passage_id,
-            "lane_id": identity.lane_id,
-            "direction": "out",
-            "tractor_plate": {"raw": "沪A12345", "source": "lpr", "confidence": 0.97},
-            "containers": [{"container_number": {"raw": number, "source": "ocr", "confidence": 0.95}}],
-            "decision_requested": True,
-        },
+    payload = {
+        "passage_id": passage_id,
+        "lane_id": identity.lane_id,
+        "direction": "out",
+        "tractor_plate": {"raw": "沪A12345", "source": "lpr", "confidence": 0.97},
+        "containers": [{"container_number": {"raw": number, "source": "ocr", "confidence": 0.95}}],
+        "decision_requested": True,
     }
+    document = new_envelope(identity.device_id, identity.site_id, seq, "gate.passage", payload, now, now, now)
     document["signature"] = sign(document, key)
     return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
 

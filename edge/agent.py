@@ -29,7 +29,6 @@ import logging
 import random
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -45,11 +44,11 @@ from paho.mqtt.reasoncodes import ReasonCode
 from edge.outbox import Outbox, OutboxFull, PendingEvent
 from edge.settings import EdgeSettings
 from kouan.contract import (
-    CONTRACT_VERSION,
     PAYLOAD_MODELS,
     commands_topic,
     events_topic,
     isoformat,
+    new_envelope,
     receipts_topic,
     status_topic,
 )
@@ -144,17 +143,9 @@ class EdgeAgent:
         recorded = recorded_at or datetime.now(UTC)
 
         def build(seq: int) -> dict[str, Any]:
-            return {
-                "contract_version": CONTRACT_VERSION,
-                "event_id": str(uuid.uuid4()),
-                "device_id": self.identity.device_id,
-                "site_id": self.identity.site_id,
-                "seq": seq,
-                "kind": kind,
-                "occurred_at": isoformat(occurred_at),
-                "recorded_at": isoformat(recorded),
-                "payload": payload,
-            }
+            return new_envelope(
+                self.identity.device_id, self.identity.site_id, seq, kind, payload, occurred_at, recorded
+            )
 
         try:
             seq = self.outbox.append(build)

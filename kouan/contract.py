@@ -16,7 +16,7 @@ import hashlib
 import json
 from datetime import datetime
 from typing import Annotated, Any, Literal
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
@@ -267,6 +267,37 @@ def isoformat(moment: datetime) -> str:
     if moment.tzinfo is None:
         raise ValueError(f"Timestamp {moment!r} has no UTC offset; the contract requires one")
     return moment.isoformat(timespec="microseconds")
+
+
+def new_envelope(
+    device_id: str,
+    site_id: str,
+    seq: int,
+    kind: str,
+    payload: dict[str, Any],
+    occurred_at: datetime,
+    recorded_at: datetime,
+    sent_at: datetime | None = None,
+) -> dict[str, Any]:
+    """Build an unsigned envelope document with a new event id.
+
+    Without ``sent_at`` the key is left out; the edge agent adds it at the first
+    transmission.
+    """
+    document: dict[str, Any] = {
+        "contract_version": CONTRACT_VERSION,
+        "event_id": str(uuid4()),
+        "device_id": device_id,
+        "site_id": site_id,
+        "seq": seq,
+        "kind": kind,
+        "occurred_at": isoformat(occurred_at),
+        "recorded_at": isoformat(recorded_at),
+    }
+    if sent_at is not None:
+        document["sent_at"] = isoformat(sent_at)
+    document["payload"] = payload
+    return document
 
 
 # --- topics ---------------------------------------------------------------------------

@@ -41,7 +41,7 @@ import paho.mqtt.client as mqtt
 import psycopg
 from paho.mqtt.enums import CallbackAPIVersion
 
-from kouan.contract import events_topic, isoformat, receipts_topic
+from kouan.contract import events_topic, new_envelope, receipts_topic
 from kouan.devices import DeviceIdentity, ensure_lane, ensure_site, provision
 from kouan.identifiers import iso6346_check_digit
 from kouan.settings import CommonSettings
@@ -93,19 +93,11 @@ def gate_passage(
 
 
 def _envelope(identity: DeviceIdentity, device_index: int, seq: int, sent_at: datetime, offset: int) -> dict:
-    occurred = isoformat(sent_at - timedelta(milliseconds=300))
-    return {
-        "contract_version": 1,
-        "event_id": str(uuid.uuid4()),
-        "device_id": identity.device_id,
-        "site_id": identity.site_id,
-        "seq": seq,
-        "kind": "gate.passage",
-        "occurred_at": occurred,
-        "recorded_at": occurred,
-        "sent_at": isoformat(sent_at),
-        "payload": gate_passage(identity.lane_id or "L00", device_index, seq, offset),
-    }
+    occurred = sent_at - timedelta(milliseconds=300)
+    payload = gate_passage(identity.lane_id or "L00", device_index, seq, offset)
+    return new_envelope(
+        identity.device_id, identity.site_id, seq, "gate.passage", payload, occurred, occurred, sent_at
+    )
 
 
 # --- the direct transport's engine ---------------------------------------------------------

@@ -25,7 +25,7 @@ import psycopg
 from paho.mqtt.enums import CallbackAPIVersion
 
 from edge.settings import EdgeSettings
-from kouan.contract import events_topic, isoformat
+from kouan.contract import events_topic, new_envelope
 from kouan.devices import DeviceIdentity, ensure_lane, ensure_site, provision
 from kouan.settings import CommonSettings
 from kouan.signing import generate_private_key, load_private_key, sign
@@ -483,25 +483,15 @@ class PortDayRun:
             client.loop_stop()
 
     def _envelope(self, identity: DeviceIdentity, seq: int, at: datetime) -> dict[str, Any]:
-        now = isoformat(datetime.now(UTC))
-        return {
-            "contract_version": 1,
-            "event_id": str(uuid.uuid4()),
-            "device_id": identity.device_id,
-            "site_id": identity.site_id,
-            "seq": seq,
-            "kind": "gate.passage",
-            "occurred_at": isoformat(at),
-            "recorded_at": now,
-            "sent_at": now,
-            "payload": {
-                "passage_id": f"forged-{seq}",
-                "lane_id": identity.lane_id or "IN01",
-                "direction": "out",
-                "containers": [],
-                "decision_requested": True,
-            },
+        now = datetime.now(UTC)
+        payload = {
+            "passage_id": f"forged-{seq}",
+            "lane_id": identity.lane_id or "IN01",
+            "direction": "out",
+            "containers": [],
+            "decision_requested": True,
         }
+        return new_envelope(identity.device_id, identity.site_id, seq, "gate.passage", payload, at, now, now)
 
     # --- finishing ------------------------------------------------------------------------
 
