@@ -125,15 +125,20 @@ def grade(
 @simulate_app.command("load")
 def load(
     site: Annotated[str, typer.Option(help="Site id the load devices belong to")] = "LOAD",
-    devices: Annotated[int, typer.Option(help="Devices publishing side by side")] = 4,
+    devices: Annotated[int, typer.Option(min=1, help="Devices publishing side by side")] = 4,
     rate: Annotated[
-        list[float] | None, typer.Option(help="Events/s; repeat for steps, e.g. --rate 1000 --rate 5000")
+        list[float] | None,
+        typer.Option(
+            help="Events/s; repeat for steps, e.g. --rate 1000 --rate 5000. "
+            "Without --rate and --full-speed-events: one step of 1,000 events/s"
+        ),
     ] = None,
     step_seconds: Annotated[float, typer.Option(help="Seconds each rate step lasts")] = 10.0,
     full_speed_events: Annotated[
-        int, typer.Option(help="After the steps, send this many events as fast as possible (direct only)")
+        int,
+        typer.Option(min=0, help="After the steps, send this many events as fast as possible (direct only)"),
     ] = 0,
-    workers: Annotated[int, typer.Option(help="Processes that sign and publish (direct only)")] = 2,
+    workers: Annotated[int, typer.Option(min=1, help="Processes that sign and publish (direct only)")] = 2,
     transport: Annotated[
         str, typer.Option(help="direct (pre-signed, straight to the broker) or edge")
     ] = "direct",
@@ -154,6 +159,15 @@ def load(
     rates = rate
     if rates is None:
         rates = [] if full_speed_events else [1000.0]
+    for value in rates:
+        if value <= 0:
+            raise typer.BadParameter(f"{value:g} is not a rate above 0 events/s", param_hint="--rate")
+        if value * step_seconds < devices:
+            raise typer.BadParameter(
+                f"{value:g} events/s for {step_seconds:g} s is less than one event for each of the "
+                f"{devices} devices; raise --rate or --step-seconds",
+                param_hint="--rate",
+            )
     plan = LoadPlan(
         site_id=site,
         devices=devices,
@@ -178,7 +192,7 @@ def load(
             "full speed" if step.rate is None else f"{step.rate:,.0f}/s",
             f"{step.sent:,}",
             f"{step.achieved_rate:,.0f}",
-            f"{step.receipted:,}" if transport == "direct" else "-",
+            "-" if step.receipted is None else f"{step.receipted:,}",
             "-" if step.latency_p50_ms is None else f"{step.latency_p50_ms:,.1f}",
             "-" if step.latency_p99_ms is None else f"{step.latency_p99_ms:,.1f}",
         )
@@ -188,4 +202,8 @@ def load(
         report.write_text(result.to_json(), encoding="utf-8")
         console.print(f"Accounting written to {report}")
     if result.unreceipted:
+        console.print(
+            f"[yellow]Check that a collector consumes site {site} (kouan collector) and read its log; "
+            "events it quarantined are never receipted."
+        )
         raise typer.Exit(1)

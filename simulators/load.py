@@ -394,7 +394,7 @@ class StepAccount:
     seconds: float | None
     sent: int = 0
     elapsed_s: float = 0.0
-    receipted: int = 0
+    receipted: int | None = None  # None for the edge transport, whose agents count receipts per device
     latency_p50_ms: float | None = None
     latency_p99_ms: float | None = None
     burst: Burst | None = field(default=None, repr=False)
@@ -433,7 +433,7 @@ class DeviceAccount:
     first_seq: int
     last_seq: int = 0
     sent: int = 0
-    broker_acked: int = 0
+    broker_acked: int | None = 0  # None for the edge transport: the agent's PUBACKs are not counted here
     receipted: int = 0
 
 
@@ -461,9 +461,10 @@ class LoadResult:
         return self.sent - self.receipted
 
     def summary(self) -> str:
+        devices = f"{len(self.devices)} device" + ("s" if len(self.devices) != 1 else "")
+        steps = f"{len(self.steps)} step" + ("s" if len(self.steps) != 1 else "")
         return (
-            f"{self.transport}: {self.sent} events sent by {len(self.devices)} devices "
-            f"in {len(self.steps)} steps; "
+            f"{self.transport}: {self.sent} events sent by {devices} in {steps}; "
             f"{self.receipted} receipted by the collector, {self.unreceipted} not receipted "
             f"{'after draining' if self.drained else 'when the drain timed out'} ({self.drain_s:.1f} s)."
         )
@@ -573,7 +574,8 @@ class LoadGenerator:
             )
             agent.start()
             self.agents.append(agent)
-            self.result.devices.append(DeviceAccount(identity.device_id, agent.outbox.last_seq() + 1))
+            first_seq = agent.outbox.last_seq() + 1
+            self.result.devices.append(DeviceAccount(identity.device_id, first_seq, broker_acked=None))
 
     def run_step(self, rate: float, seconds: float) -> StepAccount:
         """Publish at ``rate`` events/s across all devices for ``seconds``."""
@@ -588,13 +590,17 @@ class LoadGenerator:
         return self._run_burst(None, events // len(self.identities), None)
 
     def _run_burst(self, rate: float | None, count: int, seconds: float | None) -> StepAccount:
+        if count < 1:
+            raise ValueError(
+                f"A step of fewer events than the {len(self.identities)} devices; send at least one each"
+            )
         burst = Burst(
             home=self.settings.home,
             mqtt_host=self.settings.mqtt_host,
             mqtt_port=self.settings.mqtt_port,
             devices=tuple(self.identities),
             first_seqs=tuple(self.next_seqs),
-            count=max(1, count),
+            count=count,
             rate=rate,
             workers=self.plan.workers,
             serial_offset=self.serial_offset,

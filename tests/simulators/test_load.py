@@ -96,6 +96,9 @@ def test_load_edge_transport_all_receipted(settings, site_id, processes):
     assert result.sent == 20
     assert result.receipted == 20
     assert result.devices[0].last_seq == result.devices[0].first_seq + 19
+    # The agents count receipts per device only, and their PUBACKs are not counted.
+    assert result.steps[0].receipted is None
+    assert result.devices[0].broker_acked is None
 
 
 def test_load_generator_rejects_unknown_transport(settings):
@@ -148,3 +151,17 @@ def test_load_cli_rejects_full_speed_on_the_edge():
 
     assert result.returncode == 2
     assert "need --transport direct" in result.stderr
+
+
+def test_load_cli_rejects_bad_sizes():
+    cases = [
+        (("--devices", "0"), "--devices"),
+        (("--rate", "-5"), "-5 is not a rate above 0 events/s"),
+        (("--rate", "100", "--step-seconds", "0"), "less than one event for each of the 4 devices"),
+        (("--workers", "0"), "--workers"),
+    ]
+    for args, message in cases:
+        result = _simulate_load(*args)
+
+        assert result.returncode == 2, args
+        assert message in result.stderr, result.stderr
