@@ -198,6 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     options.results_path.write_text(json.dumps(results, indent=2, default=_jsonable))
 
     report.print_summary(console, results)
+    console.print(f"Results written to {options.results_path}")
     if options.report_path is not None:
         report.write(results, options.report_path, options.results_path.parent)
         console.print(f"Report updated: {options.report_path}")
