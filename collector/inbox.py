@@ -23,10 +23,10 @@ Item = tuple[Message, int]
 # Whatever the search misses (an OCR confusion such as O for 0) is only decided
 # without waiting for that event, as before it was indexed.
 #
-# The search runs on the MQTT network thread for every event, so it works on the
-# payload's shape: every ASCII letter mapped to A and every digit to 0, so that the
-# pattern starts with a literal. On an 800-byte event that took 4 us here, against
-# 17 us for the same pattern on the raw bytes.
+# The search runs on the MQTT network thread for every event. It works on the
+# payload's shape (every ASCII letter mapped to A, every digit to 0), where the
+# pattern starts with a literal: 4 µs per 800-byte event here, against 17 µs for
+# the same pattern on the raw bytes.
 _SHAPE = bytes.maketrans(
     b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789", b"A" * 52 + b"0" * 10
 )

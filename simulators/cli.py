@@ -159,22 +159,18 @@ def load(
     rates = rate
     if rates is None:
         rates = [] if full_speed_events else [1000.0]
-    for value in rates:
-        if value <= 0:
-            raise typer.BadParameter(f"{value:g} is not a rate above 0 events/s", param_hint="--rate")
-        if value * step_seconds < devices:
-            raise typer.BadParameter(
-                f"{value:g} events/s for {step_seconds:g} s is less than one event for each of the "
-                f"{devices} devices; raise --rate or --step-seconds",
-                param_hint="--rate",
-            )
-    plan = LoadPlan(
-        site_id=site,
-        devices=devices,
-        steps=[(value, step_seconds) for value in rates],
-        full_speed_events=full_speed_events,
-        workers=workers,
-    )
+    try:
+        plan = LoadPlan(
+            site_id=site,
+            devices=devices,
+            steps=[(value, step_seconds) for value in rates],
+            full_speed_events=full_speed_events,
+            workers=workers,
+        )
+    except ValueError as exc:
+        raise typer.BadParameter(
+            str(exc), param_hint="--rate, --step-seconds or --full-speed-events"
+        ) from exc
     result = run_load(CommonSettings(), plan, transport=transport, on_step=console.print)
     table = Table(
         "step",

@@ -47,7 +47,7 @@ from kouan.identifiers import iso6346_check_digit
 from kouan.settings import CommonSettings
 from kouan.signing import load_private_key, sign
 
-# Owner codes of real carriers; any valid ISO 6346 number would pass the collector.
+# Owner codes of real carriers. Any valid ISO 6346 number would pass the collector.
 OWNER_CODES = ("MSCU", "MAEU", "CMAU", "COSU", "OOLU", "EGLU", "HLXU", "ONEU")
 # Unacknowledged QoS 1 PUBLISH packets paho allows per device connection (its default
 # is 20). paho queues the rest locally, so a low value throttles the rate.
@@ -206,7 +206,8 @@ def _worker(burst: Burst, share: list[int], ready: Any, start_at: Any, results: 
     ready.wait()
     ready.wait()
     published_at, infos = _publish(burst, messages, clients, start_at.value, len(share) / len(burst.devices))
-    unacknowledged = _unacknowledged(infos, [index for index, _, _, _ in messages], share)
+    indices = array("i", (index for index, _, _, _ in messages))
+    unacknowledged = _unacknowledged(infos, indices, share)
     finished_at = time.time()
     for client in clients.values():
         client.disconnect()
@@ -214,7 +215,7 @@ def _worker(burst: Burst, share: list[int], ready: Any, start_at: Any, results: 
 
     results.put(
         {
-            "device_index": array("i", (index for index, _, _, _ in messages)),
+            "device_index": indices,
             "seq": array("q", (seq for _, seq, _, _ in messages)),
             "published_at": published_at,
             "started_at": min(published_at) if published_at else finished_at,
@@ -277,9 +278,7 @@ def _publish(
     return published_at, infos
 
 
-def _unacknowledged(
-    infos: list[mqtt.MQTTMessageInfo], indices: list[int], share: list[int]
-) -> dict[int, int]:
+def _unacknowledged(infos: list[mqtt.MQTTMessageInfo], indices: array, share: list[int]) -> dict[int, int]:
     deadline = time.monotonic() + PUBACK_TIMEOUT_S
     missing = dict.fromkeys(share, 0)
     for info, index in zip(infos, indices, strict=True):
@@ -304,7 +303,7 @@ class ReceiptListener:
     """Record when the collector first named each (device_id, seq) in a receipt.
 
     One connection as the service user reads every device's receipts topic of the
-    site; without service credentials, each device reads its own topic.
+    site. Without service credentials, each device reads its own topic.
     """
 
     def __init__(self, settings: CommonSettings, site_id: str, devices: Sequence[DeviceIdentity]) -> None:
@@ -342,7 +341,7 @@ class ReceiptListener:
         self._clients.append(client)
         if not subscribed.wait(10):
             self.close()
-            raise RuntimeError(f"Subscribing to {topic} timed out after 10 s; check the broker and its ACL")
+            raise RuntimeError(f"Subscribing to {topic} timed out after 10 s. Check the broker and its ACL.")
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         now = time.time()
@@ -380,12 +379,32 @@ class LoadPlan:
     devices: int = 4
     # (events per second, seconds) per step; one step is a steady rate.
     steps: list[tuple[float, float]] = field(default_factory=lambda: [(1000.0, 10.0)])
-    # Events sent as fast as possible after the steps; 0 for none.
+    # Events sent as fast as possible after the steps, or 0 for none.
     full_speed_events: int = 0
     workers: int = DEFAULT_WORKERS
-    # Added to container serials; None picks one at random, so that a second run on
+    # Added to container serials. None picks one at random, so that a second run on
     # the same database starts new visits instead of extending the last run's.
     serial_offset: int | None = None
+
+    def __post_init__(self) -> None:
+        """Reject a plan that would leave a device without an event in some step."""
+        if self.devices < 1:
+            raise ValueError(f"{self.devices} devices is invalid; a load needs at least 1")
+        if self.workers < 1:
+            raise ValueError(f"{self.workers} workers is invalid; a load needs at least 1")
+        for rate, seconds in self.steps:
+            if rate <= 0 or seconds <= 0:
+                raise ValueError(f"Step {rate:g} events/s for {seconds:g} s is invalid: both must be above 0")
+            if rate * seconds < self.devices:
+                raise ValueError(
+                    f"Step {rate:g} events/s for {seconds:g} s is less than one event for each of the "
+                    f"{self.devices} devices; raise the rate or the duration"
+                )
+        if 0 < self.full_speed_events < self.devices:
+            raise ValueError(
+                f"{self.full_speed_events} full-speed events is less than one for each of the "
+                f"{self.devices} devices"
+            )
 
 
 @dataclass
@@ -403,15 +422,6 @@ class StepAccount:
     @property
     def achieved_rate(self) -> float:
         return self.sent / self.elapsed_s if self.elapsed_s else 0.0
-
-    def describe(self) -> str:
-        target = "full speed" if self.rate is None else f"{self.rate:,.0f}/s target"
-        text = f"{target}, {self.achieved_rate:,.0f}/s sent"
-        if self.latency_p50_ms is not None:
-            text += (
-                f", publish to receipt p50 {self.latency_p50_ms:,.0f} ms p99 {self.latency_p99_ms:,.0f} ms"
-            )
-        return text
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -550,7 +560,7 @@ class LoadGenerator:
             time.sleep(0.3)  # Mosquitto rereads its password file on SIGHUP asynchronously.
 
     def _connect_direct(self) -> None:
-        """Continue each device's seqs after the last one the database holds."""
+        """Continue each device's seqs after the last one stored, and listen for receipts."""
         with psycopg.connect(self.settings.database_url, autocommit=True) as conn:
             for identity in self.identities:
                 row = conn.execute(
@@ -592,7 +602,8 @@ class LoadGenerator:
     def _run_burst(self, rate: float | None, count: int, seconds: float | None) -> StepAccount:
         if count < 1:
             raise ValueError(
-                f"A step of fewer events than the {len(self.identities)} devices; send at least one each"
+                f"Step has fewer events than the {len(self.identities)} devices. "
+                "Send at least one per device."
             )
         burst = Burst(
             home=self.settings.home,

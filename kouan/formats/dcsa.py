@@ -16,7 +16,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, get_args
+
+from kouan.contract import EquipmentEventCode
 
 # DCSA v3 conformance enums spell codes out (LOADED); TNT v2.2 and the v3 OpenAPI
 # use the 4-letter codes. Unknown spellings are rejected, never guessed.
@@ -34,27 +36,7 @@ EVENT_CODE_ALIASES = {
     "REMOVED": "RMVD",
     "CUSTOMS_RELEASED": "CUSR",
 }
-EVENT_CODES = frozenset(
-    {
-        "LOAD",
-        "DISC",
-        "GTIN",
-        "GTOT",
-        "STUF",
-        "STRP",
-        "AVPU",
-        "PICK",
-        "AVDO",
-        "DROP",
-        "INSP",
-        "RSEA",
-        "RMVD",
-        "CUSS",
-        "CUSI",
-        "CUSR",
-        "CROS",
-    }
-)
+EVENT_CODES = frozenset(get_args(EquipmentEventCode))
 CLASSIFIER_ALIASES = {
     "ACTUAL": "ACT",
     "ESTIMATED": "EST",

@@ -15,7 +15,7 @@ from simulators.load import LoadGenerator, LoadPlan, container_number, run_load
 from tests.conftest import start_collector
 
 
-def test_load_container_numbers_valid_and_paired():
+def test_container_numbers_valid_paired():
     numbers = [container_number(device, seq) for device in range(4) for seq in range(500)]
 
     # seqs 2k and 2k+1 of a device name one container; devices never share one.
@@ -25,7 +25,7 @@ def test_load_container_numbers_valid_and_paired():
         assert parse_container_number(number, repair=False).value == number
 
 
-def test_load_container_numbers_shift_with_the_serial_offset():
+def test_container_numbers_serial_offset():
     assert container_number(0, 0, serial_offset=7) == container_number(0, 14)
     assert container_number(0, 0, serial_offset=999_999) != container_number(0, 0)
 
@@ -65,7 +65,7 @@ def test_load_direct_steps_all_receipted(settings, site_id, processes):
 
 
 @pytest.mark.slow
-def test_load_direct_continues_seqs_of_an_earlier_run(settings, site_id, processes):
+def test_direct_continues_earlier_seqs(settings, site_id, processes):
     start_collector(processes, site_id, 1)
     plan = LoadPlan(site_id=site_id, devices=1, steps=[(50.0, 1.0)])
     first = run_load(settings, plan, transport="direct", drain_timeout_s=90)
@@ -146,18 +146,19 @@ def test_load_cli_rejects_unknown_transport():
     assert "'carrier-pigeon' is not one of direct, edge" in result.stderr
 
 
-def test_load_cli_rejects_full_speed_on_the_edge():
+def test_cli_rejects_edge_full_speed():
     result = _simulate_load("--transport", "edge", "--full-speed-events", "10")
 
     assert result.returncode == 2
     assert "need --transport direct" in result.stderr
 
 
-def test_load_cli_rejects_bad_sizes():
+def test_cli_rejects_bad_sizes():
     cases = [
         (("--devices", "0"), "--devices"),
-        (("--rate", "-5"), "-5 is not a rate above 0 events/s"),
-        (("--rate", "100", "--step-seconds", "0"), "less than one event for each of the 4 devices"),
+        (("--rate", "-5"), "Step -5 events/s for 10 s is invalid: both must be above 0"),
+        (("--rate", "100", "--step-seconds", "0.02"), "less than one event for each of the 4 devices"),
+        (("--full-speed-events", "3"), "3 full-speed events is less than one for each of the 4 devices"),
         (("--workers", "0"), "--workers"),
     ]
     for args, message in cases:
@@ -165,3 +166,10 @@ def test_load_cli_rejects_bad_sizes():
 
         assert result.returncode == 2, args
         assert message in result.stderr, result.stderr
+
+
+def test_plan_rejects_empty_steps():
+    with pytest.raises(ValueError, match="less than one event for each of the 4 devices"):
+        LoadPlan(devices=4, steps=[(1.0, 2.0)])
+    with pytest.raises(ValueError, match="0 devices is invalid"):
+        LoadPlan(devices=0)
